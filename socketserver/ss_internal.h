@@ -1,0 +1,133 @@
+/*
+ * ss_internal.h - what the library's files share and users do not see:
+ * the table of system calls (tests swap entries to inject faults), clock
+ * and poll helpers, error-message helpers and request construction.
+ *
+ * Internal non-static names start with "ss__".  Platform #ifs live here.
+ */
+#ifndef SS_INTERNAL_H
+#define SS_INTERNAL_H
+
+#include "ss.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+/* Sanitizers need deeper stacks than plain builds. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SS__STACK_FACTOR 8u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SS__STACK_FACTOR 8u
+#endif
+#endif
+#ifndef SS__STACK_FACTOR
+#define SS__STACK_FACTOR 1u
+#endif
+
+/*
+ * Every system call the library makes that can fail in interesting ways
+ * goes through this table (SQLite's aSyscall[] idea).  Tests replace
+ * entries to inject EMFILE, ECONNABORTED, EINTR, short writes and failed
+ * thread or process starts; ss__sys_reset() restores the real ones.
+ */
+struct ss__syscalls {
+	int (*socket)(int domain, int type, int protocol);
+	int (*bind)(int fd, const struct sockaddr *addr, socklen_t len);
+	int (*listen)(int fd, int backlog);
+	int (*accept4)(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+	int (*connect)(int fd, const struct sockaddr *addr, socklen_t len);
+	ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+	ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
+	ssize_t (*recvfrom)(int fd, void *buf, size_t len, int flags,
+			    struct sockaddr *addr, socklen_t *alen);
+	ssize_t (*sendto)(int fd, const void *buf, size_t len, int flags,
+			  const struct sockaddr *addr, socklen_t alen);
+	int (*poll)(struct pollfd *fds, nfds_t n, int timeout_ms);
+	int (*close)(int fd);
+	int (*pthread_create)(pthread_t *t, const pthread_attr_t *attr,
+			      void *(*fn)(void *), void *arg);
+	pid_t (*fork)(void);
+};
+
+extern struct ss__syscalls ss__sys;
+void ss__sys_reset(void);
+
+/* Monotonic clock, seconds. */
+double ss__now(void);
+
+/* Seconds to a poll() timeout: < 0 -> -1 (forever), else rounded up ms. */
+int ss__timeout_ms(double seconds);
+
+/* Remaining ms until deadline (monotonic seconds), >= 0; -1 if deadline<0. */
+int ss__remaining_ms(double deadline);
+
+/*
+ * Wait until fd is ready for events or timeout_ms passes (-1: forever),
+ * retrying EINTR with the remaining time.  Returns 0 when ready,
+ * -ETIMEDOUT, or a negative errno.
+ */
+int ss__wait_fd(int fd, short events, int timeout_ms);
+
+/* Write "<what>: <strerror(-err)>" into buf (SS_ERRMSG_MAX) and return err. */
+int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Copy a message into an ss_error (if not NULL) with code. */
+void ss__error_set(ss_error *err, int code, const char *msg);
+
+/* close() that keeps errno and ignores -1. */
+void ss__close(int fd);
+
+/*
+ * A new request for fd (owned by the request from now on; for datagram
+ * servers pass the server's fd, which the request does not own) and peer.
+ * Allocates handler->state_size bytes of state.  Returns NULL on ENOMEM
+ * (the caller still owns fd then).
+ */
+ss_request *ss__request_new(ss_server *server, int fd, const ss_addr *peer);
+
+/* True for SOCK_DGRAM servers. */
+static inline bool ss__is_dgram(const ss_server *s)
+{
+	return s->ops->socktype == SOCK_DGRAM;
+}
+
+/*
+ * End-of-request I/O, called by shutdown_request: for a stream request
+ * flush is done by finish_request; this sends the datagram reply (even
+ * empty) for datagram requests.  Returns 0 or a negative errno.
+ */
+int ss__send_reply(ss_request *request);
+
+/* Attach the plain transport to a stream request (fd, timeout). */
+void ss__plain_transport_init(ss_request *request);
+
+/* Lock protecting serve_forever/close ordering and mixin lists. */
+struct ss__lock {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t serving_thread;
+};
+
+static inline struct ss__lock *ss__lock_of(ss_server *s)
+{
+	return (struct ss__lock *)s->lock;
+}
+
+/* Forking: called in a new child before it runs its request: marks the
+ * server as a child and closes what the child must not keep (the
+ * listening socket of stream servers; never unlinks a unix socket). */
+void ss__child_after_fork(ss_server *server);
+
+/* Break a connection's I/O so a handler blocked on it returns (used when
+ * the close grace period expires): shutdown(fd, SHUT_RDWR). */
+void ss__request_abort(ss_request *request);
+
+#endif /* SS_INTERNAL_H */
