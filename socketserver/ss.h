@@ -62,7 +62,7 @@ typedef struct ss_transport_ops ss_transport_ops;
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
-#define SS_ERRMSG_MAX 256
+#define SS_ERRMSG_MAX 512
 
 /* An error a constructor or parser hands back: a negative errno and a
  * message naming the step, the address and the cause. */
@@ -392,6 +392,7 @@ struct ss_server {
 	double backoff;			/* current accept backoff, seconds */
 	double backoff_until;		/* monotonic time accepts resume */
 	unsigned char *packet_buf;	/* datagram receive buffer */
+	size_t packet_cap;		/* its size */
 	void *lock;			/* serve/close synchronisation */
 };
 

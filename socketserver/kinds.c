@@ -1,0 +1,377 @@
+/*
+ * kinds.c - the four concrete servers as ops tables: TCP and UnixStream
+ * (stream: bind, listen, accept4, half-close and close each connection)
+ * and UDP and UnixDatagram (one datagram per request, the reply sent by
+ * finish_request).  UnixDatagram is UDP's table with the unix socket
+ * setup, as UnixDatagramServer derives from UDPServer in Python.
+ */
+#include "ss_internal.h"
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* The address as text for messages. */
+static const char *req_text(const ss_server *s, char *buf)
+{
+	return ss_addr_format(&s->requested, buf, SS_ADDRSTRLEN);
+}
+
+/* Record "<step> <addr>: <cause>" on the server and return err. */
+static int fail(ss_server *s, int err, const char *step)
+{
+	char a[SS_ADDRSTRLEN];
+
+	return ss__set_errno_msg(s->errmsg, err, "%s %s", step, req_text(s, a));
+}
+
+/* Create the server's socket with the options that must precede bind. */
+static int make_socket(ss_server *s)
+{
+	int one = 1;
+	int fd;
+
+	fd = ss__sys.socket(s->requested.family, s->ops->socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(s, -errno, "socket");
+	if (s->allow_reuse_address && s->requested.family != AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+		goto out_close;
+	if (s->allow_reuse_port && s->requested.family != AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		goto out_close;
+	s->fd = fd;
+	return 0;
+
+out_close:
+	one = fail(s, -errno, "setsockopt");
+	ss__close(fd);
+	return one;
+}
+
+/* bind, then learn the real address (the port chosen for port 0). */
+static int bind_and_name(ss_server *s)
+{
+	int rc;
+
+	if (ss__sys.bind(s->fd, (struct sockaddr *)&s->requested.ss, s->requested.len) < 0)
+		return fail(s, -errno, "bind");
+	s->address.len = sizeof s->address.ss;
+	if (getsockname(s->fd, (struct sockaddr *)&s->address.ss, &s->address.len) < 0) {
+		rc = fail(s, -errno, "getsockname");
+		return rc;
+	}
+	s->address.family = s->address.ss.ss_family;
+	return 0;
+}
+
+/* server_bind for inet kinds. */
+static int inet_bind(ss_server *s)
+{
+	int rc = make_socket(s);
+
+	if (rc < 0)
+		return rc;
+	rc = bind_and_name(s);
+	if (rc < 0) {
+		ss__close(s->fd);
+		s->fd = -1;
+	}
+	return rc;
+}
+
+static bool is_abstract(const ss_addr *a)
+{
+	return ((const struct sockaddr_un *)&a->ss)->sun_path[0] == '\0';
+}
+
+/*
+ * Before binding a unix path: a live server there is "address in use"; a
+ * socket file nobody listens on (a dead server's) is removed; anything
+ * that is not a socket is left alone and refused.
+ */
+static int clear_stale_socket(ss_server *s)
+{
+	const char *path = ((struct sockaddr_un *)&s->requested.ss)->sun_path;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) < 0)
+		return 0;	/* nothing there (or we let bind report it) */
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(s->errmsg, sizeof s->errmsg,
+			 "bind %s: file exists and is not a socket; refusing to replace it",
+			 path);
+		return -EEXIST;
+	}
+	fd = ss__sys.socket(AF_UNIX, s->ops->socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(s, -errno, "socket");
+	rc = ss__sys.connect(fd, (struct sockaddr *)&s->requested.ss, s->requested.len);
+	rc = rc == 0 ? -EADDRINUSE : -errno;
+	ss__close(fd);
+	if (rc == -EADDRINUSE)
+		return fail(s, rc, "bind");
+	if (rc != -ECONNREFUSED)
+		return 0;	/* cannot tell; let bind speak */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return fail(s, -errno, "unlink stale socket");
+	return 0;
+}
+
+/* server_bind for unix kinds: replace a stale file, bind, remember the
+ * file we created so server_close removes it and nothing else. */
+static int unix_bind(ss_server *s)
+{
+	const char *path = ((struct sockaddr_un *)&s->requested.ss)->sun_path;
+	struct stat st;
+	int rc;
+
+	if (!is_abstract(&s->requested)) {
+		rc = clear_stale_socket(s);
+		if (rc < 0)
+			return rc;
+	}
+	rc = make_socket(s);
+	if (rc < 0)
+		return rc;
+	rc = bind_and_name(s);
+	if (rc < 0)
+		goto out_close;
+	if (!is_abstract(&s->requested) && stat(path, &st) == 0) {
+		s->unlink_on_close = true;
+		s->sock_dev = st.st_dev;
+		s->sock_ino = st.st_ino;
+	}
+	return 0;
+
+out_close:
+	ss__close(s->fd);
+	s->fd = -1;
+	return rc;
+}
+
+/* server_activate for stream kinds: listen, non-blocking listener (a
+ * connection reset before accept must not block the loop). */
+static int stream_activate(ss_server *s)
+{
+	int fl;
+
+	if (ss__sys.listen(s->fd, s->request_queue_size) < 0)
+		return fail(s, -errno, "listen");
+	fl = fcntl(s->fd, F_GETFL);
+	if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return fail(s, -errno, "fcntl");
+	return 0;
+}
+
+/* server_activate for datagram kinds: nothing to do. */
+static int dgram_activate(ss_server *s)
+{
+	return 0;
+}
+
+/* Remove our unix socket file if it is still the one we bound (never in
+ * a forked child, never someone else's replacement). */
+static void unlink_own_socket(ss_server *s)
+{
+	const char *path = ((struct sockaddr_un *)&s->requested.ss)->sun_path;
+	struct stat st;
+
+	if (!s->unlink_on_close || s->is_child)
+		return;
+	s->unlink_on_close = false;
+	if (stat(path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
+		unlink(path);
+}
+
+/* server_close: close the listening/datagram socket. */
+static void base_server_close(ss_server *s)
+{
+	ss__close(s->fd);
+	s->fd = -1;
+}
+
+static void unix_server_close(ss_server *s)
+{
+	base_server_close(s);
+	unlink_own_socket(s);
+}
+
+static int base_fileno(const ss_server *s)
+{
+	return s->fd;
+}
+
+/* get_request for stream kinds: one accepted connection. */
+static int stream_get_request(ss_server *s, ss_request **out)
+{
+	ss_request *r;
+	ss_addr peer;
+	int fd, one = 1;
+
+	memset(&peer, 0, sizeof peer);
+	peer.len = sizeof peer.ss;
+	do
+		fd = ss__sys.accept4(s->fd, (struct sockaddr *)&peer.ss, &peer.len,
+				     SOCK_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -EAGAIN;
+		return ss__set_errno_msg(s->errmsg, -errno, "accept");
+	}
+	peer.family = peer.ss.ss_family;
+	r = ss__request_new(s, fd, &peer);
+	if (!r) {
+		ss__close(fd);
+		return ss__set_errno_msg(s->errmsg, -ENOMEM, "accept");
+	}
+	if (s->handler->nodelay && peer.family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	ss__plain_transport_init(r);
+	*out = r;
+	return 0;
+}
+
+/* The receive buffer, sized to max_packet_size (which may change until
+ * the first datagram). */
+static int packet_buffer(ss_server *s)
+{
+	if (s->packet_buf && s->packet_cap == s->max_packet_size)
+		return 0;
+	free(s->packet_buf);
+	s->packet_cap = 0;
+	s->packet_buf = malloc(s->max_packet_size ? s->max_packet_size : 1);
+	if (!s->packet_buf)
+		return -ENOMEM;
+	s->packet_cap = s->max_packet_size;
+	return 0;
+}
+
+/* get_request for datagram kinds: one datagram, copied into the request
+ * (threads and children keep their own).  A datagram larger than
+ * max_packet_size is an error naming the sender, never silently cut. */
+static int dgram_get_request(ss_server *s, ss_request **out)
+{
+	char a[SS_ADDRSTRLEN];
+	ss_request *r;
+	ss_addr peer;
+	ssize_t n;
+
+	if (packet_buffer(s) < 0)
+		return ss__set_errno_msg(s->errmsg, -ENOMEM, "recvfrom");
+	memset(&peer, 0, sizeof peer);
+	peer.len = sizeof peer.ss;
+	do
+		n = ss__sys.recvfrom(s->fd, s->packet_buf, s->packet_cap,
+				     MSG_DONTWAIT | MSG_TRUNC,
+				     (struct sockaddr *)&peer.ss, &peer.len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -EAGAIN;
+		return ss__set_errno_msg(s->errmsg, -errno, "recvfrom");
+	}
+	peer.family = peer.ss.ss_family;
+	if ((size_t)n > s->packet_cap) {
+		snprintf(s->errmsg, sizeof s->errmsg,
+			 "recvfrom %s: datagram of %zd bytes is larger than max_packet_size %zu; dropped",
+			 ss_addr_format(&peer, a, sizeof a), n, s->packet_cap);
+		return -EMSGSIZE;
+	}
+	r = ss__request_new(s, s->fd, &peer);
+	if (!r || !(r->packet = malloc(n ? (size_t)n : 1))) {
+		ss_request_free(r);
+		return ss__set_errno_msg(s->errmsg, -ENOMEM, "recvfrom");
+	}
+	memcpy(r->packet, s->packet_buf, (size_t)n);
+	r->packet_len = (size_t)n;
+	*out = r;
+	return 0;
+}
+
+/* close_request for stream kinds: release the connection. */
+static void stream_close_request(ss_server *s, ss_request *r)
+{
+	ss__close(r->fd);
+	r->fd = -1;
+}
+
+/* shutdown_request for stream kinds: say goodbye (FIN, or TLS
+ * close_notify, through the transport), then close. */
+static void stream_shutdown_request(ss_server *s, ss_request *r)
+{
+	if (r->fd >= 0 && r->transport && r->transport->ops->shutdown)
+		r->transport->ops->shutdown(r->transport);
+	s->ops->close_request(s, r);
+}
+
+/* Datagram requests share the server's socket: nothing to close.  The
+ * reply went out in finish_request. */
+static void dgram_close_request(ss_server *s, ss_request *r)
+{
+}
+
+static void dgram_shutdown_request(ss_server *s, ss_request *r)
+{
+	s->ops->close_request(s, r);
+}
+
+#define COMMON_SLOTS							\
+	.fileno = base_fileno,						\
+	.verify_request = ss_base_verify_request,			\
+	.process_request = ss_base_process_request,			\
+	.finish_request = ss_base_finish_request,			\
+	.handle_error = ss_base_handle_error,				\
+	.handle_timeout = ss_base_handle_timeout,			\
+	.service_actions = ss_base_service_actions
+
+const ss_server_ops ss_tcp_server_ops = {
+	.name = "tcp", .family = AF_INET, .socktype = SOCK_STREAM,
+	.server_bind = inet_bind,
+	.server_activate = stream_activate,
+	.server_close = base_server_close,
+	.get_request = stream_get_request,
+	.shutdown_request = stream_shutdown_request,
+	.close_request = stream_close_request,
+	COMMON_SLOTS,
+};
+
+const ss_server_ops ss_unix_stream_server_ops = {
+	.name = "unix_stream", .family = AF_UNIX, .socktype = SOCK_STREAM,
+	.server_bind = unix_bind,
+	.server_activate = stream_activate,
+	.server_close = unix_server_close,
+	.get_request = stream_get_request,
+	.shutdown_request = stream_shutdown_request,
+	.close_request = stream_close_request,
+	COMMON_SLOTS,
+};
+
+const ss_server_ops ss_udp_server_ops = {
+	.name = "udp", .family = AF_INET, .socktype = SOCK_DGRAM,
+	.server_bind = inet_bind,
+	.server_activate = dgram_activate,
+	.server_close = base_server_close,
+	.get_request = dgram_get_request,
+	.shutdown_request = dgram_shutdown_request,
+	.close_request = dgram_close_request,
+	COMMON_SLOTS,
+};
+
+const ss_server_ops ss_unix_dgram_server_ops = {
+	.name = "unix_dgram", .family = AF_UNIX, .socktype = SOCK_DGRAM,
+	.server_bind = unix_bind,
+	.server_activate = dgram_activate,
+	.server_close = unix_server_close,
+	.get_request = dgram_get_request,
+	.shutdown_request = dgram_shutdown_request,
+	.close_request = dgram_close_request,
+	COMMON_SLOTS,
+};

@@ -1,0 +1,566 @@
+/*
+ * server.c - BaseServer: construction and teardown, the wait/wakeup loop
+ * (serve_forever, handle_request, shutdown), the base implementations of
+ * the overridable steps, and the life of a request.
+ *
+ * The loop waits on the listening socket and a wakeup pipe.  shutdown()
+ * sets a flag and writes a byte to the pipe, so it is async-signal-safe
+ * and stops the loop at once; a byte written by a forked child (a handler
+ * calling shutdown there) stops the parent too.
+ */
+#include "ss_internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BACKOFF_FIRST 0.05	/* first pause after EMFILE, seconds */
+
+static bool stop_pending(ss_server *s)
+{
+	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction and teardown                                           */
+/* ------------------------------------------------------------------ */
+
+/* Options and their defaults, in one place (documented in ss.h). */
+static void set_defaults(ss_server *s)
+{
+	s->fd = -1;
+	s->wake_fd[0] = s->wake_fd[1] = -1;
+	s->allow_reuse_address = s->ops->family != AF_UNIX;
+	s->allow_reuse_port = false;
+	s->request_queue_size = SOMAXCONN;
+	s->max_packet_size = 65536;
+	s->timeout = -1;
+	s->block_on_close = true;
+	s->close_grace = -1;
+	s->daemon_threads = false;
+	s->thread_stack_size = SS_THREAD_STACK;
+	s->max_children = 40;
+	s->accept_backoff_max = 1.0;
+}
+
+/* The lock and the wakeup pipe. */
+static int init_sync(ss_server *s)
+{
+	struct ss__lock *l = calloc(1, sizeof *l);
+
+	if (!l)
+		return ss__set_errno_msg(s->errmsg, -ENOMEM, "server");
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	s->lock = l;
+	if (pipe2(s->wake_fd, O_CLOEXEC | O_NONBLOCK) < 0)
+		return ss__set_errno_msg(s->errmsg, -errno, "pipe");
+	return 0;
+}
+
+/* Free what init_sync and set_defaults made; the socket must be closed. */
+static void release(ss_server *s)
+{
+	struct ss__lock *l = ss__lock_of(s);
+
+	ss__close(s->wake_fd[0]);
+	ss__close(s->wake_fd[1]);
+	if (l) {
+		pthread_mutex_destroy(&l->mu);
+		pthread_cond_destroy(&l->cv);
+		free(l);
+	}
+	free(s->packet_buf);
+	free(s);
+}
+
+ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
+			 const char *address, const ss_handler *handler,
+			 int flags, ss_error *err)
+{
+	static const ss_handler no_handler;
+	ss_server *s;
+	int rc;
+
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		ss__error_set(err, -ENOMEM, "server: Cannot allocate memory");
+		return NULL;
+	}
+	s->ops = ops;
+	s->mixin = mixin ? mixin : &ss_sync_mixin;
+	s->handler = handler ? handler : &no_handler;
+	set_defaults(s);
+	rc = ss_addr_parse(&s->requested, address,
+			   ops->family == AF_UNIX ? AF_UNIX : AF_UNSPEC, err);
+	if (rc < 0)
+		goto out_free;
+	s->address = s->requested;
+	rc = init_sync(s);
+	if (rc < 0)
+		goto out_err;
+	rc = s->mixin->init(s);
+	if (rc < 0) {
+		ss__set_errno_msg(s->errmsg, rc, "%s mixin", s->mixin->name);
+		goto out_err;
+	}
+	if (!(flags & SS_DEFER_BIND)) {
+		rc = ss_server_bind(s);
+		if (rc == 0)
+			rc = ss_server_activate(s);
+		if (rc < 0)
+			goto out_mixin;
+	}
+	return s;
+
+out_mixin:
+	s->ops->server_close(s);
+	s->mixin->destroy(s);
+out_err:
+	ss__error_set(err, rc, s->errmsg);
+out_free:
+	release(s);
+	return NULL;
+}
+
+int ss_server_bind(ss_server *s)
+{
+	if (s->fd >= 0)
+		return ss__set_errno_msg(s->errmsg, -EISCONN, "bind");
+	return s->ops->server_bind(s);
+}
+
+int ss_server_activate(ss_server *s)
+{
+	if (s->fd < 0)
+		return ss__set_errno_msg(s->errmsg, -EBADF, "activate (not bound)");
+	return s->ops->server_activate(s);
+}
+
+/* Mark the loop as running in this thread; -EBUSY if it already runs. */
+static int enter_loop(ss_server *s)
+{
+	struct ss__lock *l = ss__lock_of(s);
+	int rc = 0;
+
+	pthread_mutex_lock(&l->mu);
+	if (s->serving)
+		rc = -EBUSY;
+	else if (s->closed || s->fd < 0)
+		rc = -EBADF;
+	else {
+		s->serving = true;
+		l->serving_thread = pthread_self();
+	}
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+/* Consume a shutdown request (flag and pipe bytes) so the next
+ * serve_forever serves again. */
+static void consume_stop(ss_server *s)
+{
+	char buf[64];
+
+	while (read(s->wake_fd[0], buf, sizeof buf) > 0)
+		;
+	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
+}
+
+static void leave_loop(ss_server *s)
+{
+	struct ss__lock *l = ss__lock_of(s);
+
+	consume_stop(s);
+	pthread_mutex_lock(&l->mu);
+	s->serving = false;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+void ss_server_shutdown(ss_server *s)
+{
+	int saved = errno;
+	ssize_t n;
+
+	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+	do
+		n = write(s->wake_fd[1], "x", 1);
+	while (n < 0 && errno == EINTR);
+	errno = saved;		/* callable from signal handlers */
+}
+
+void ss_server_close_within(ss_server *s, double grace)
+{
+	struct ss__lock *l = ss__lock_of(s);
+
+	pthread_mutex_lock(&l->mu);
+	if (s->serving && pthread_equal(l->serving_thread, pthread_self())) {
+		/* from a handler under sync: stop the loop, close later */
+		pthread_mutex_unlock(&l->mu);
+		ss_server_shutdown(s);
+		return;
+	}
+	while (s->serving) {
+		pthread_mutex_unlock(&l->mu);
+		ss_server_shutdown(s);
+		pthread_mutex_lock(&l->mu);
+		if (s->serving)
+			pthread_cond_wait(&l->cv, &l->mu);
+	}
+	if (s->closed) {
+		pthread_mutex_unlock(&l->mu);
+		return;
+	}
+	s->closed = true;
+	pthread_mutex_unlock(&l->mu);
+	s->ops->server_close(s);
+	s->mixin->server_close(s, grace);
+}
+
+void ss_server_close(ss_server *s)
+{
+	ss_server_close_within(s, s->close_grace);
+}
+
+void ss_server_free(ss_server *s)
+{
+	if (!s)
+		return;
+	if (!s->is_child)
+		ss_server_close(s);
+	s->mixin->destroy(s);
+	if (s->fd >= 0)
+		s->ops->server_close(s);
+	release(s);
+}
+
+int ss_server_fileno(const ss_server *s)
+{
+	return s->ops->fileno(s);
+}
+
+const char *ss_server_address(const ss_server *s, char *buf, size_t len)
+{
+	return ss_addr_format(&s->address, buf, len);
+}
+
+size_t ss_server_active_count(ss_server *s)
+{
+	return s->mixin->active_count ? s->mixin->active_count(s) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Wait until the listener is readable, the wakeup pipe has a byte, or
+ * timeout_ms passes.  While accepts are paused (EMFILE back-off) the
+ * listener is not watched.  Returns 1 listener ready, 0 nothing (timeout
+ * or stop requested: check stop_pending), or a negative errno.
+ */
+static int wait_ready(ss_server *s, int timeout_ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = s->wake_fd[0], .events = POLLIN },
+		{ .fd = s->fd, .events = POLLIN },
+	};
+	nfds_t n = 2;
+	int left, rc;
+
+	if (s->backoff_until > 0) {
+		left = ss__remaining_ms(s->backoff_until);
+		if (left > 0) {
+			n = 1;
+			if (timeout_ms < 0 || left < timeout_ms)
+				timeout_ms = left;
+		} else {
+			s->backoff_until = 0;
+		}
+	}
+	rc = ss__sys.poll(p, n, timeout_ms);
+	if (rc < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (p[0].revents)
+		__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+	if (stop_pending(s))
+		return 0;
+	return n == 2 && p[1].revents ? 1 : 0;
+}
+
+/* Out of descriptors or memory: pause accepting (the kernel backlog holds
+ * the clients), doubling the pause up to accept_backoff_max, and report
+ * once per episode rather than once per attempt. */
+static void start_backoff(ss_server *s, int err)
+{
+	char msg[SS_ERRMSG_MAX];
+	bool first = s->backoff == 0;
+
+	s->backoff = first ? BACKOFF_FIRST : s->backoff * 2;
+	if (s->backoff > s->accept_backoff_max)
+		s->backoff = s->accept_backoff_max;
+	s->backoff_until = ss__now() + s->backoff;
+	if (first) {
+		snprintf(msg, sizeof msg, "%.400s (pausing accepts, retrying for as long as it lasts)",
+			 s->errmsg);
+		memcpy(s->errmsg, msg, sizeof msg);
+		s->ops->handle_error(s, NULL, err);
+	}
+}
+
+/* Errors of get_request that say "try again later", not "report me". */
+static bool transient(int err)
+{
+	return err == -EAGAIN || err == -EINTR || err == -ECONNABORTED ||
+	       err == -EPROTO || err == -EPERM;
+}
+
+static bool out_of_resources(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
+}
+
+/*
+ * Take one request from a ready listener and run it through
+ * verify_request and the mixin's process_request.  Returns 0 when a
+ * request was taken (whatever became of it), -EAGAIN when none was there.
+ */
+static int handle_request_noblock(ss_server *s)
+{
+	ss_request *r = NULL;
+	int rc;
+
+	if (stop_pending(s))
+		return -EAGAIN;	/* nothing is accepted after shutdown() */
+	rc = s->ops->get_request(s, &r);
+	if (rc < 0) {
+		if (out_of_resources(rc))
+			start_backoff(s, rc);
+		else if (!transient(rc))
+			s->ops->handle_error(s, NULL, rc);
+		return -EAGAIN;
+	}
+	s->backoff = 0;
+	if (!s->ops->verify_request(s, r)) {
+		ss_server_shutdown_request(s, r);
+		ss_request_free(r);
+		return 0;
+	}
+	s->mixin->process_request(s, r);
+	return 0;
+}
+
+static void service(ss_server *s)
+{
+	s->ops->service_actions(s);
+	if (s->mixin->service_actions)
+		s->mixin->service_actions(s);
+}
+
+int ss_server_serve_forever(ss_server *s, double poll_interval)
+{
+	int interval = ss__timeout_ms(poll_interval);
+	int rc = enter_loop(s);
+
+	if (rc < 0)
+		return rc;
+	while (!stop_pending(s)) {
+		rc = wait_ready(s, interval);
+		if (rc < 0)
+			break;
+		if (rc > 0)
+			handle_request_noblock(s);
+		service(s);
+		rc = 0;
+	}
+	leave_loop(s);
+	return rc;
+}
+
+int ss_server_handle_request(ss_server *s, double timeout)
+{
+	double deadline;
+	int rc = enter_loop(s);
+
+	if (rc < 0)
+		return rc;
+	if (timeout < 0)
+		timeout = s->timeout;
+	deadline = timeout < 0 ? -1 : ss__now() + timeout;
+	for (;;) {
+		if (stop_pending(s)) {
+			rc = -ECANCELED;
+			break;
+		}
+		rc = wait_ready(s, ss__remaining_ms(deadline));
+		if (rc < 0)
+			break;
+		if (rc > 0 && handle_request_noblock(s) == 0) {
+			rc = 0;
+			break;
+		}
+		if (deadline >= 0 && ss__remaining_ms(deadline) == 0 && !stop_pending(s)) {
+			s->ops->handle_timeout(s);
+			rc = -ETIMEDOUT;
+			break;
+		}
+	}
+	leave_loop(s);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Base steps                                                          */
+/* ------------------------------------------------------------------ */
+
+bool ss_base_verify_request(ss_server *s, ss_request *r)
+{
+	return true;
+}
+
+int ss_base_process_request(ss_server *s, ss_request *r)
+{
+	int rc = ss_server_run_request(s, r);
+
+	ss_request_free(r);
+	return rc;
+}
+
+/* Keep the first failure's message; name the step if nobody did. */
+static int note(ss_request *r, int rc, const char *step)
+{
+	if (r->errcode == 0) {
+		r->errcode = rc;
+		ss__set_errno_msg(r->errmsg, rc, "%s", step);
+	}
+	return rc;
+}
+
+/*
+ * Run the handler: setup; if it succeeded, handle, then finish (even when
+ * handle failed), then flush the writer (stream) or send the reply
+ * datagram, as Python's StreamRequestHandler/DatagramRequestHandler do in
+ * finish.  Returns 0 or the first failure.
+ */
+int ss_base_finish_request(ss_server *s, ss_request *r)
+{
+	const ss_handler *h = s->handler;
+	int rc = 0, rc2;
+
+	if (h->setup && (rc = h->setup(r)) < 0)
+		return note(r, rc, "setup");
+	r->setup_ok = true;
+	if (h->handle && (rc = h->handle(r)) < 0)
+		note(r, rc, "handle");
+	if (h->finish && (rc2 = h->finish(r)) < 0 && rc >= 0)
+		rc = note(r, rc2, "finish");
+	rc2 = ss__is_dgram(s) ? ss__send_reply(r) : ss_flush(r);
+	if (rc2 < 0 && rc >= 0)
+		rc = note(r, rc2, ss__is_dgram(s) ? "reply" : "flush");
+	return rc < 0 ? rc : 0;
+}
+
+/* One line on stderr, written whole with one write() so lines from
+ * threads and children never interleave. */
+void ss_base_handle_error(ss_server *s, ss_request *r, int err)
+{
+	char line[SS_ERRMSG_MAX + 2 * SS_ADDRSTRLEN + 64];
+	char a[SS_ADDRSTRLEN], p[SS_ADDRSTRLEN];
+	int n;
+
+	ss_server_address(s, a, sizeof a);
+	if (r)
+		n = snprintf(line, sizeof line, "socketserver %s: request from %s failed: %s\n",
+			     a, ss_request_peer(r, p, sizeof p),
+			     r->errmsg[0] ? r->errmsg : strerror(-err));
+	else
+		n = snprintf(line, sizeof line, "socketserver %s: %s\n", a,
+			     s->errmsg[0] ? s->errmsg : strerror(-err));
+	if (n > (int)sizeof line - 1)
+		n = (int)sizeof line - 1;
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;	/* nowhere left to report */
+}
+
+void ss_base_handle_timeout(ss_server *s)
+{
+}
+
+void ss_base_service_actions(ss_server *s)
+{
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+ss_request *ss__request_new(ss_server *s, int fd, const ss_addr *peer)
+{
+	ss_request *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	if (s->handler->state_size && !(r->state = calloc(1, s->handler->state_size))) {
+		free(r);
+		return NULL;
+	}
+	r->server = s;
+	r->fd = fd;
+	r->client = *peer;
+	return r;
+}
+
+void ss_request_free(ss_request *r)
+{
+	if (!r)
+		return;
+	if (r->transport && r->transport->ops->destroy)
+		r->transport->ops->destroy(r->transport);
+	if (r->fd >= 0 && !ss__is_dgram(r->server))
+		ss__close(r->fd);
+	free(r->rbuf);
+	free(r->wbuf);
+	free(r->packet);
+	free(r->state);
+	free(r);
+}
+
+int ss_server_run_request(ss_server *s, ss_request *r)
+{
+	int rc = s->ops->finish_request(s, r);
+
+	if (rc < 0) {
+		if (r->errcode == 0)
+			note(r, rc, "request");
+		s->ops->handle_error(s, r, rc);
+	}
+	ss_server_shutdown_request(s, r);
+	return rc;
+}
+
+void ss_server_shutdown_request(ss_server *s, ss_request *r)
+{
+	if (r->shut)
+		return;
+	r->shut = true;
+	s->ops->shutdown_request(s, r);
+}
+
+void ss__request_abort(ss_request *r)
+{
+	if (r->fd >= 0 && !ss__is_dgram(r->server))
+		shutdown(r->fd, SHUT_RDWR);
+}
+
+void ss__child_after_fork(ss_server *s)
+{
+	s->is_child = true;
+	s->unlink_on_close = false;
+	if (!ss__is_dgram(s)) {
+		ss__close(s->fd);	/* the child serves one connection */
+		s->fd = -1;
+	}
+}

@@ -1,0 +1,125 @@
+/*
+ * sys.c - the table of system calls the library makes (ss__sys) and the
+ * small helpers every file shares: clocks, poll with a deadline, error
+ * messages.  Tests replace ss__sys entries to inject faults.
+ */
+#include "ss_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const struct ss__syscalls real_syscalls = {
+	.socket = socket,
+	.bind = bind,
+	.listen = listen,
+	.accept4 = accept4,
+	.connect = connect,
+	.recv = recv,
+	.send = send,
+	.recvfrom = recvfrom,
+	.sendto = sendto,
+	.poll = poll,
+	.close = close,
+	.pthread_create = pthread_create,
+	.fork = fork,
+};
+
+struct ss__syscalls ss__sys = real_syscalls;
+
+/* Put back the real system calls after a test replaced some. */
+void ss__sys_reset(void)
+{
+	ss__sys = real_syscalls;
+}
+
+/* Seconds on the monotonic clock. */
+double ss__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A timeout in seconds as poll() milliseconds, rounded up so a short
+ * timeout never becomes a busy 0; negative means forever (-1). */
+int ss__timeout_ms(double seconds)
+{
+	double ms;
+
+	if (seconds < 0)
+		return -1;
+	ms = seconds * 1000.0;
+	if (ms >= 2147483647.0)
+		return 2147483647;
+	return (int)ms < ms ? (int)ms + 1 : (int)ms;
+}
+
+/* Milliseconds left until a monotonic deadline (0 when past), or -1 for
+ * a negative deadline (none). */
+int ss__remaining_ms(double deadline)
+{
+	double left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - ss__now();
+	return left <= 0 ? 0 : ss__timeout_ms(left);
+}
+
+/* Wait for events on fd for at most timeout_ms (-1: forever), retrying
+ * EINTR with the time that is left.  Returns 0 when ready (including
+ * error/hang-up conditions, which the next I/O call reports),
+ * -ETIMEDOUT, or a negative errno. */
+int ss__wait_fd(int fd, short events, int timeout_ms)
+{
+	double deadline = timeout_ms < 0 ? -1 : ss__now() + timeout_ms / 1000.0;
+	struct pollfd p = { .fd = fd, .events = events };
+	int n;
+
+	for (;;) {
+		n = ss__sys.poll(&p, 1, timeout_ms);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+		timeout_ms = ss__remaining_ms(deadline);
+	}
+}
+
+/* "<what>: <strerror>" into buf; returns err so callers can return it. */
+int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
+{
+	char what[SS_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(buf, SS_ERRMSG_MAX, "%.*s: %s", SS_ERRMSG_MAX / 2, what,
+		 strerror(-err));
+	return err;
+}
+
+/* Fill an optional ss_error. */
+void ss__error_set(ss_error *err, int code, const char *msg)
+{
+	if (!err)
+		return;
+	err->code = code;
+	snprintf(err->msg, sizeof err->msg, "%s", msg);
+}
+
+/* Close fd if it is one, keeping errno for the caller's message. */
+void ss__close(int fd)
+{
+	int saved = errno;
+
+	if (fd >= 0)
+		ss__sys.close(fd);
+	errno = saved;
+}
