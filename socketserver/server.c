@@ -528,6 +528,12 @@ void ss_request_free(ss_request *r)
 	free(r);
 }
 
+void ss_request_clear_error(ss_request *r)
+{
+	r->errcode = 0;
+	r->errmsg[0] = '\0';
+}
+
 int ss_server_run_request(ss_server *s, ss_request *r)
 {
 	int rc = s->ops->finish_request(s, r);
@@ -552,7 +558,7 @@ void ss_server_shutdown_request(ss_server *s, ss_request *r)
 void ss__request_abort(ss_request *r)
 {
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
-		shutdown(r->fd, SHUT_RDWR);
+		ss__sys.shutdown(r->fd, SHUT_RDWR);
 }
 
 void ss__child_after_fork(ss_server *s)

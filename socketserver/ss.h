@@ -335,6 +335,11 @@ void ss_request_set_timeout(ss_request *request, double seconds);
 int ss_request_error(ss_request *request, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Forget a recorded failure, for a handler that recovered from it (say a
+ * timeout it chose to ride out), so a later failure reports its own
+ * message. */
+void ss_request_clear_error(ss_request *request);
+
 /* The client address formatted, into buf of SS_ADDRSTRLEN bytes. */
 const char *ss_request_peer(const ss_request *request, char *buf, size_t len);
 

@@ -51,6 +51,7 @@ struct ss__syscalls {
 			  const struct sockaddr *addr, socklen_t alen);
 	int (*poll)(struct pollfd *fds, nfds_t n, int timeout_ms);
 	int (*close)(int fd);
+	int (*shutdown)(int fd, int how);
 	int (*pthread_create)(pthread_t *t, const pthread_attr_t *attr,
 			      void *(*fn)(void *), void *arg);
 	pid_t (*fork)(void);

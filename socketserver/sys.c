@@ -10,28 +10,31 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct ss__syscalls real_syscalls = {
-	.socket = socket,
-	.bind = bind,
-	.listen = listen,
-	.accept4 = accept4,
-	.connect = connect,
-	.recv = recv,
-	.send = send,
-	.recvfrom = recvfrom,
-	.sendto = sendto,
-	.poll = poll,
-	.close = close,
-	.pthread_create = pthread_create,
-	.fork = fork,
-};
+#define REAL_SYSCALLS {						\
+	.socket = socket,						\
+	.bind = bind,							\
+	.listen = listen,						\
+	.accept4 = accept4,						\
+	.connect = connect,						\
+	.recv = recv,							\
+	.send = send,							\
+	.recvfrom = recvfrom,						\
+	.sendto = sendto,						\
+	.poll = poll,							\
+	.close = close,							\
+	.pthread_create = pthread_create,				\
+	.fork = fork,							\
+	.shutdown = shutdown,						\
+}
 
-struct ss__syscalls ss__sys = real_syscalls;
+struct ss__syscalls ss__sys = REAL_SYSCALLS;
 
 /* Put back the real system calls after a test replaced some. */
 void ss__sys_reset(void)
 {
-	ss__sys = real_syscalls;
+	static const struct ss__syscalls real = REAL_SYSCALLS;
+
+	ss__sys = real;
 }
 
 /* Seconds on the monotonic clock. */
