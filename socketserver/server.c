@@ -216,8 +216,16 @@ void ss_server_close_within(ss_server *s, double grace)
 	}
 	s->closed = true;
 	pthread_mutex_unlock(&l->mu);
-	s->ops->server_close(s);
-	s->mixin->server_close(s, grace);
+	if (ss__is_dgram(s)) {
+		/* requests in flight reply on the server's socket: it stays
+		 * open until they are done */
+		s->mixin->server_close(s, grace);
+		s->ops->server_close(s);
+	} else {
+		/* stop accepting first, then wait for connections in flight */
+		s->ops->server_close(s);
+		s->mixin->server_close(s, grace);
+	}
 }
 
 void ss_server_close(ss_server *s)
@@ -423,7 +431,10 @@ bool ss_base_verify_request(ss_server *s, ss_request *r)
 
 int ss_base_process_request(ss_server *s, ss_request *r)
 {
-	int rc = ss_server_run_request(s, r);
+	int rc;
+
+	r->on_loop = !s->is_child;
+	rc = ss_server_run_request(s, r);
 
 	ss_request_free(r);
 	return rc;
@@ -534,7 +545,7 @@ void ss_request_clear_error(ss_request *r)
 	r->errmsg[0] = '\0';
 }
 
-int ss_server_run_request(ss_server *s, ss_request *r)
+int ss__request_finish(ss_server *s, ss_request *r)
 {
 	int rc = s->ops->finish_request(s, r);
 
@@ -543,6 +554,13 @@ int ss_server_run_request(ss_server *s, ss_request *r)
 			note(r, rc, "request");
 		s->ops->handle_error(s, r, rc);
 	}
+	return rc;
+}
+
+int ss_server_run_request(ss_server *s, ss_request *r)
+{
+	int rc = ss__request_finish(s, r);
+
 	ss_server_shutdown_request(s, r);
 	return rc;
 }
@@ -553,6 +571,48 @@ void ss_server_shutdown_request(ss_server *s, ss_request *r)
 		return;
 	r->shut = true;
 	s->ops->shutdown_request(s, r);
+}
+
+/* The earlier of two monotonic deadlines (< 0: none). */
+static double earlier(double a, double b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int ss__wait_request(ss_request *r, short events, int timeout_ms)
+{
+	ss_server *s = r->server;
+	double deadline, limit;
+	struct pollfd p[2];
+	int n;
+
+	if (!r->on_loop || s->close_grace < 0)
+		return ss__wait_fd(r->fd, events, timeout_ms);
+	deadline = timeout_ms < 0 ? -1 : ss__now() + timeout_ms / 1000.0;
+	for (;;) {
+		if (stop_pending(s) && r->stop_deadline == 0)
+			r->stop_deadline = ss__now() + s->close_grace;
+		limit = earlier(deadline, r->stop_deadline > 0 ? r->stop_deadline : -1);
+		p[0] = (struct pollfd){ .fd = r->fd, .events = events };
+		p[1] = (struct pollfd){ .fd = s->wake_fd[0], .events = POLLIN };
+		n = ss__sys.poll(p, r->stop_deadline > 0 ? 1 : 2, ss__remaining_ms(limit));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0 && p[0].revents)
+			return 0;
+		if (n > 0 && p[1].revents)
+			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+		if (r->stop_deadline > 0 && ss__remaining_ms(r->stop_deadline) == 0)
+			return ss_request_error(r, -ECANCELED,
+				"server shutting down: request cut after its %.1f s grace period",
+				s->close_grace);
+		if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
+			return -ETIMEDOUT;
+	}
 }
 
 void ss__request_abort(ss_request *r)

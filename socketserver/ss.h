@@ -207,6 +207,9 @@ extern const ss_mixin ss_forking_mixin;
 /* Find a mixin by name ("sync", "threading", "forking"); NULL if none. */
 const ss_mixin *ss_mixin_by_name(const char *name);
 
+/* The i-th model (i = 0, 1, ...), NULL past the last: to list them. */
+const ss_mixin *ss_mixin_at(size_t i);
+
 /* ------------------------------------------------------------------ */
 /* Handlers                                                            */
 /* ------------------------------------------------------------------ */
@@ -296,6 +299,9 @@ struct ss_request {
 	bool eof;			/* the peer closed its side */
 	bool shut;			/* shutdown_request ran */
 	bool setup_ok;
+	bool on_loop;			/* runs inline on the loop's thread */
+	double stop_deadline;		/* its I/O ends here once shutdown
+					   was asked for (0: not yet) */
 	int errcode;			/* first failure, negative errno */
 	char errmsg[SS_ERRMSG_MAX];	/* its message */
 	struct ss_request *next, *prev;	/* mixin bookkeeping */

@@ -76,6 +76,15 @@ int ss__remaining_ms(double deadline);
  */
 int ss__wait_fd(int fd, short events, int timeout_ms);
 
+/*
+ * Wait until a request's connection is ready for events, like ss__wait_fd.
+ * A request running inline on the loop's thread (sync) also watches the
+ * wakeup pipe: once shutdown is asked for it has close_grace seconds more
+ * (if close_grace >= 0), then its I/O fails with -ECANCELED, so a server
+ * with an idle client still stops.
+ */
+int ss__wait_request(ss_request *request, short events, int timeout_ms);
+
 /* Write "<what>: <strerror(-err)>" into buf (SS_ERRMSG_MAX) and return err. */
 int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -126,6 +135,12 @@ static inline struct ss__lock *ss__lock_of(ss_server *s)
  * server as a child and closes what the child must not keep (the
  * listening socket of stream servers; never unlinks a unix socket). */
 void ss__child_after_fork(ss_server *server);
+
+/* The first half of ss_server_run_request: finish_request, and on failure
+ * handle_error once.  A mixin that must do bookkeeping before the request
+ * is shut down calls this, then ss_server_shutdown_request.  Returns
+ * finish_request's result. */
+int ss__request_finish(ss_server *server, ss_request *request);
 
 /* Break a connection's I/O so a handler blocked on it returns (used when
  * the close grace period expires): shutdown(fd, SHUT_RDWR). */

@@ -55,6 +55,8 @@ int tap_done(void)
 }
 
 static void vline(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void vline(const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[2048];
 	char *p, *nl;
@@ -111,6 +113,8 @@ void tap_bail(const char *why, ...)
 	exit(255);
 }
 
+static bool report(bool pass, const char *file, int line, const char *extra,
+		   const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 static bool report(bool pass, const char *file, int line, const char *extra,
 		   const char *fmt, va_list ap)
 {

@@ -1,0 +1,214 @@
+/*
+ * common.c - the code every echo server shares: the echo handler, the
+ * command line (-m MODEL, -g GRACE, ADDRESS), the signals that stop
+ * serve_forever, and echo_main, the whole program for a server kind.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* The handler                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Read what is there and write it back until EOF.  For a datagram the
+ * first read returns the whole datagram, the second 0; the writes form the
+ * reply, which the library sends when the request ends.  On a stream the
+ * writer's buffer goes out before the next read waits, so an interactive
+ * client sees each line come back at once.  Returns 0 at EOF or a
+ * negative errno.
+ */
+static int echo_handle(ss_request *r)
+{
+	unsigned char buf[64 * 1024];	/* thread stacks are 256 KiB */
+	ssize_t n, w;
+
+	while ((n = ss_read_some(r, buf, sizeof buf)) > 0) {
+		w = ss_write_all(r, buf, (size_t)n);
+		if (w < 0)
+			return (int)w;
+	}
+	return (int)n;
+}
+
+const ss_handler echo_handler = {
+	.handle = echo_handle,
+};
+
+/* ------------------------------------------------------------------ */
+/* The command line                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Write the library's model names, separated by sep, to f. */
+static void print_models(FILE *f, const char *sep)
+{
+	const ss_mixin *m;
+	size_t i;
+
+	for (i = 0; (m = ss_mixin_at(i)); i++)
+		fprintf(f, "%s%s", i ? sep : "", m->name);
+}
+
+/* The usage text, to f. */
+static void usage(FILE *f, const char *default_address)
+{
+	const char *prog = program_invocation_short_name;
+
+	fprintf(f, "usage: %s [-m ", prog);
+	print_models(f, "|");
+	fprintf(f, "] [-g GRACE_SECONDS] [ADDRESS]\n"
+		"Echo back every byte of each connection, or each datagram to its\n"
+		"sender.\n"
+		"  -m MODEL  how requests run: ");
+	print_models(f, ", ");
+	fprintf(f, " (default threading)\n"
+		"  -g SECS   on SIGINT/SIGTERM, requests in flight get SECS seconds,\n"
+		"            then are cut (default 3; < 0 waits for them all)\n"
+		"  -h        print this help and exit\n"
+		"  ADDRESS   where to listen (default %s)%s\n"
+		"Prints \"listening on ADDRESS\" when ready; stop it with Ctrl-C.\n",
+		default_address,
+		default_address[0] == '/' || default_address[0] == '.' ||
+		default_address[0] == '@' ? "" : "; port 0 picks a free port");
+}
+
+/* Bad usage: say why, then the usage, on stderr; exit 2. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+bad_usage(const char *default_address, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr, default_address);
+	exit(2);
+}
+
+/* Parse a grace period: a finite number of seconds.  false if not. */
+static bool parse_seconds(const char *text, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(text, &end);
+	return errno == 0 && end != text && *end == '\0' && isfinite(*out);
+}
+
+void echo_parse_args(int argc, char **argv, const char *default_address,
+		     struct echo_opts *opt)
+{
+	int c;
+
+	opt->mixin = &ss_threading_mixin;
+	opt->address = default_address;
+	opt->grace = 3.0;
+	while ((c = getopt(argc, argv, ":m:g:h")) != -1) {
+		switch (c) {
+		case 'm':
+			opt->mixin = ss_mixin_by_name(optarg);
+			if (!opt->mixin)
+				bad_usage(default_address, "unknown model '%s'", optarg);
+			break;
+		case 'g':
+			if (!parse_seconds(optarg, &opt->grace))
+				bad_usage(default_address,
+					  "bad grace period '%s'", optarg);
+			break;
+		case 'h':
+			usage(stdout, default_address);
+			exit(0);
+		case ':':
+			bad_usage(default_address, "option -%c needs a value", optopt);
+		default:
+			bad_usage(default_address, "unknown option -%c", optopt);
+		}
+	}
+	if (argc - optind > 1)
+		bad_usage(default_address, "too many arguments from '%s'",
+			  argv[optind + 1]);
+	if (optind < argc)
+		opt->address = argv[optind];
+}
+
+int echo_fail(const ss_error *err)
+{
+	fprintf(stderr, "%s: %s\n", program_invocation_short_name, err->msg);
+	return 2;
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals                                                             */
+/* ------------------------------------------------------------------ */
+
+static ss_server *volatile stop_server;	/* what the signals stop */
+
+/* SIGINT / SIGTERM: ask serve_forever to return (async-signal-safe). */
+static void on_stop_signal(int sig)
+{
+	int saved = errno;
+
+	ss_server_shutdown(stop_server);
+	errno = saved;
+}
+
+void echo_stop_on_signals(ss_server *server)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	stop_server = server;
+	sa.sa_handler = on_stop_signal;
+	sa.sa_flags = SA_RESTART;
+	sigaddset(&sa.sa_mask, SIGINT);
+	sigaddset(&sa.sa_mask, SIGTERM);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* A parent may have left them blocked; we want them. */
+	sigprocmask(SIG_UNBLOCK, &sa.sa_mask, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The whole run                                                       */
+/* ------------------------------------------------------------------ */
+
+int echo_main(int argc, char **argv, const ss_server_ops *ops,
+	      const char *default_address)
+{
+	struct echo_opts opt;
+	char addr[SS_ADDRSTRLEN];
+	ss_error err;
+	ss_server *server;
+	int rc;
+
+	echo_parse_args(argc, argv, default_address, &opt);
+	server = ss_server_new(ops, opt.mixin, opt.address, &echo_handler, 0, &err);
+	if (!server)
+		return echo_fail(&err);
+	server->close_grace = opt.grace;	/* requests in flight at stop */
+	echo_stop_on_signals(server);
+
+	printf("listening on %s\n", ss_server_address(server, addr, sizeof addr));
+	fflush(stdout);
+	rc = ss_server_serve_forever(server, 0.5);
+	if (rc < 0)
+		fprintf(stderr, "%s: serve %s: %s\n", program_invocation_short_name,
+			addr, strerror(-rc));
+	ss_server_close(server);
+	ss_server_free(server);
+	return rc < 0 ? 1 : 0;
+}

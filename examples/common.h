@@ -1,0 +1,44 @@
+/*
+ * common.h - what the echo servers share: the one echo handler (it serves
+ * every kind and every model), the command line, the signals that stop a
+ * server, and the whole run for the kinds that need nothing special.
+ */
+#ifndef ECHO_COMMON_H
+#define ECHO_COMMON_H
+
+#include "ss.h"
+
+/* What the command line of an echo server says. */
+struct echo_opts {
+	const ss_mixin *mixin;	/* -m MODEL; default threading */
+	const char *address;	/* ADDRESS operand; default the kind's own */
+	double grace;		/* -g SECONDS requests in flight get at
+				   shutdown before they are cut; default 3 */
+};
+
+/* Echo every byte of a stream, or each datagram whole, to its sender. */
+extern const ss_handler echo_handler;
+
+/*
+ * Parse `prog [-m MODEL] [-g GRACE_SECONDS] [ADDRESS]` into *opt.
+ * -h prints the usage to stdout and exits 0; bad usage prints it to
+ * stderr and exits 2.  Returns only when opt is complete.
+ */
+void echo_parse_args(int argc, char **argv, const char *default_address,
+		     struct echo_opts *opt);
+
+/* Print "prog: <err->msg>" on stderr; returns the exit status 2. */
+int echo_fail(const ss_error *err);
+
+/* SIGINT and SIGTERM call ss_server_shutdown(server); SIGPIPE ignored. */
+void echo_stop_on_signals(ss_server *server);
+
+/*
+ * The whole echo server for a kind: parse the command line, create the
+ * server, say "listening on ADDRESS", serve until SIGINT / SIGTERM, close
+ * within the grace period and free.  Returns the exit status.
+ */
+int echo_main(int argc, char **argv, const ss_server_ops *ops,
+	      const char *default_address);
+
+#endif /* ECHO_COMMON_H */

@@ -1,0 +1,529 @@
+/*
+ * t_examples.c - runs the built example programs as a new user would:
+ * every echo server kind under every model answers echo_client and stops
+ * cleanly on SIGTERM; -h, bad and busy addresses; 1 MiB through a TCP
+ * echo; SIGTERM with an idle client connected.
+ *
+ * The programs are found next to this one: dirname(/proc/self/exe)/../
+ * examples/.  Servers listen on ephemeral ports or in a private temporary
+ * directory, so copies of this test can run side by side; only processes
+ * started here are signalled.  Waits are polls with deadlines, no sleeps.
+ */
+#include "ss.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEADLINE_MS 10000	/* longest wait for anything */
+
+static char bindir[PATH_MAX + 16];	/* BUILD/examples */
+static char tmpdir[] = "/tmp/t_examples.XXXXXX";
+
+static const char *const kinds[] = { "tcp", "udp", "unix_stream", "unix_dgram" };
+static const char *const models[] = { "sync", "threading", "forking" };
+
+/* ------------------------------------------------------------------ */
+/* Time, processes and pipes                                           */
+/* ------------------------------------------------------------------ */
+
+/* Monotonic clock, milliseconds. */
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds left until deadline (now_ms() based), >= 0. */
+static int left_ms(double deadline)
+{
+	double left = deadline - now_ms();
+
+	return left <= 0 ? 0 : (int)left + 1;
+}
+
+/* Find the examples directory from this program's own path. */
+static void find_examples(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	char *slash;
+
+	if (n < 0)
+		tap_bail("readlink /proc/self/exe: %s", strerror(errno));
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(bindir, sizeof bindir, "%s/../examples", self);
+}
+
+/*
+ * Start the example program argv[0] (a name in bindir) with argv; its
+ * stdin is /dev/null, its stdout goes to a pipe (*out) and its stderr to
+ * a pipe (*err) or, when err is NULL, to ours.  Returns the pid or -1.
+ */
+static pid_t spawn(const char *argv[], int *out, int *err)
+{
+	int po[2], pe[2] = { -1, -1 }, null;
+	char path[sizeof bindir + 32];
+	pid_t pid;
+
+	snprintf(path, sizeof path, "%s/%s", bindir, argv[0]);
+	if (pipe2(po, O_CLOEXEC) < 0 || (err && pipe2(pe, O_CLOEXEC) < 0))
+		tap_bail("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		null = open("/dev/null", O_RDONLY);
+		dup2(null, STDIN_FILENO);
+		dup2(po[1], STDOUT_FILENO);
+		if (err)
+			dup2(pe[1], STDERR_FILENO);
+		argv[0] = path;
+		execv(path, (char *const *)argv);
+		dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(po[1]);
+	*out = po[0];
+	if (err) {
+		close(pe[1]);
+		*err = pe[0];
+	}
+	if (pid < 0)
+		tap_diag("fork: %s", strerror(errno));
+	return pid;
+}
+
+/*
+ * Wait up to timeout_ms for pid to exit (a WNOHANG poll every 10 ms).
+ * Returns its exit status, 128 + signal if killed, or -1 on timeout (the
+ * process is then killed and reaped).  *elapsed_ms, if given, is set.
+ */
+static int wait_exit(pid_t pid, int timeout_ms, double *elapsed_ms)
+{
+	const struct timespec tick = { 0, 10 * 1000 * 1000 };
+	double start = now_ms();
+	int status;
+	pid_t r;
+
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 &&
+	       now_ms() - start < timeout_ms)
+		nanosleep(&tick, NULL);
+	if (elapsed_ms)
+		*elapsed_ms = now_ms() - start;
+	if (r == 0) {
+		tap_diag("pid %d still running after %d ms: killed",
+			 (int)pid, timeout_ms);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	if (r < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Read from fd into buf (size bytes, kept NUL-terminated) until EOF, or
+ * only up to the first '\n' when line is set, waiting at most timeout_ms.
+ * Returns the length, or -1 on timeout or error (buf holds what came).
+ */
+static ssize_t read_until(int fd, char *buf, size_t size, bool line, int timeout_ms)
+{
+	double deadline = now_ms() + timeout_ms;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+	int rc;
+
+	buf[0] = '\0';
+	while (got + 1 < size) {
+		rc = poll(&p, 1, left_ms(deadline));
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return -1;
+		n = read(fd, buf + got, line ? 1 : size - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf[got + (size_t)n] = '\0';
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (line && buf[got - 1] == '\n')
+			break;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+/* Number of lines in s (a last line without '\n' counts). */
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		if (*s == '\n' || s[1] == '\0')
+			n++;
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Servers and the client                                              */
+/* ------------------------------------------------------------------ */
+
+/* A running echo server. */
+struct server {
+	pid_t pid;
+	int out;			/* its stdout */
+	char addr[SS_ADDRSTRLEN];	/* from "listening on ADDRESS" */
+};
+
+/*
+ * Start echo_<kind> [-m model] [-g grace] address and read its
+ * "listening on ADDRESS" line.  Returns true when it is listening; on
+ * failure the process is gone.
+ */
+static bool start_server(struct server *s, const char *kind, const char *model,
+			 const char *grace, const char *address)
+{
+	const char *argv[8];
+	char prog[32], line[256];
+	int n = 0;
+
+	snprintf(prog, sizeof prog, "echo_%s", kind);
+	argv[n++] = prog;
+	if (model) {
+		argv[n++] = "-m";
+		argv[n++] = model;
+	}
+	if (grace) {
+		argv[n++] = "-g";
+		argv[n++] = grace;
+	}
+	argv[n++] = address;
+	argv[n] = NULL;
+	s->pid = spawn(argv, &s->out, NULL);
+	if (s->pid < 0)
+		return false;
+	if (read_until(s->out, line, sizeof line, true, DEADLINE_MS) > 0 &&
+	    sscanf(line, "listening on %127s", s->addr) == 1)
+		return true;
+	tap_diag("%s %s: no 'listening on' line (got '%s')", prog, address, line);
+	kill(s->pid, SIGKILL);
+	wait_exit(s->pid, DEADLINE_MS, NULL);
+	close(s->out);
+	return false;
+}
+
+/* SIGTERM the server and wait up to timeout_ms for it: its exit status,
+ * or -1 (it is then killed). */
+static int stop_server(struct server *s, int timeout_ms, double *elapsed_ms)
+{
+	int code;
+
+	kill(s->pid, SIGTERM);
+	code = wait_exit(s->pid, timeout_ms, elapsed_ms);
+	close(s->out);
+	return code;
+}
+
+/*
+ * Run echo_client -t kind address msg and collect its stdout in reply.
+ * Returns its exit status, or -1.
+ */
+static int run_client(const char *kind, const char *address, const char *msg,
+		      char *reply, size_t size)
+{
+	const char *argv[] = { "echo_client", "-t", kind, address, msg, NULL };
+	int out, code;
+	pid_t pid;
+
+	reply[0] = '\0';
+	pid = spawn(argv, &out, NULL);
+	if (pid < 0)
+		return -1;
+	if (read_until(out, reply, size, false, DEADLINE_MS) < 0)
+		tap_diag("echo_client %s: no EOF on its stdout in time", address);
+	close(out);
+	code = wait_exit(pid, DEADLINE_MS, NULL);
+	return code;
+}
+
+/* A connected TCP socket to address ("127.0.0.1:port"), or -1. */
+static int tcp_connect(const char *address)
+{
+	ss_error err;
+	ss_addr a;
+	int fd;
+
+	if (ss_addr_parse(&a, address, AF_UNSPEC, &err) < 0) {
+		tap_diag("%s", err.msg);
+		return -1;
+	}
+	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a.ss, a.len) == 0)
+		return fd;
+	tap_diag("connect %s: %s", address, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The tests                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One kind under one model: it listens, echo_client gets its message
+ * back, SIGTERM makes it exit 0, and a unix socket file is removed.
+ */
+static void test_echo(const char *kind, const char *model)
+{
+	bool is_unix = strncmp(kind, "unix", 4) == 0;
+	char address[PATH_MAX], msg[128], want[130], reply[256];
+	struct server s;
+	bool started, listening;
+	int code;
+
+	if (is_unix)
+		snprintf(address, sizeof address, "%s/%s-%s.sock", tmpdir, kind, model);
+	else
+		snprintf(address, sizeof address, "127.0.0.1:0");
+	started = start_server(&s, kind, model, NULL, address);
+	listening = started && (is_unix ? strcmp(s.addr, address) == 0 :
+				strncmp(s.addr, "127.0.0.1:", 10) == 0 &&
+				strcmp(s.addr, "127.0.0.1:0") != 0);
+	if (started && !listening)
+		tap_diag("printed address '%s' for '%s'", s.addr, address);
+	if (!ok(listening, "echo_%s -m %s %s: listening on the real address",
+		kind, model, address)) {
+		tap_skip(is_unix ? 3 : 2, "echo_%s -m %s did not start", kind, model);
+		if (started)
+			stop_server(&s, DEADLINE_MS, NULL);
+		unlink(address);
+		return;
+	}
+
+	snprintf(msg, sizeof msg, "hello from %s/%s", kind, model);
+	snprintf(want, sizeof want, "%s\n", msg);
+	code = run_client(kind, s.addr, msg, reply, sizeof reply);
+	if (code != 0)
+		tap_diag("echo_client -t %s %s: exit status %d", kind, s.addr, code);
+	is_str(reply, want, "echo_%s -m %s: echo_client gets its message back",
+	       kind, model);
+
+	is_int(stop_server(&s, DEADLINE_MS, NULL), 0,
+	       "echo_%s -m %s: exits 0 on SIGTERM", kind, model);
+	if (is_unix) {
+		ok(access(address, F_OK) < 0 && errno == ENOENT,
+		   "echo_%s -m %s: socket file removed", kind, model);
+		unlink(address);
+	}
+}
+
+/* -h prints the usage with the models on stdout and exits 0. */
+static void test_help(void)
+{
+	const char *argv[] = { "echo_tcp", "-h", NULL };
+	char out[4096], err[4096];
+	int fo, fe;
+	pid_t pid = spawn(argv, &fo, &fe);
+
+	read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	close(fo);
+	close(fe);
+	is_int(wait_exit(pid, DEADLINE_MS, NULL), 0, "echo_tcp -h exits 0");
+	ok(strstr(out, "usage: echo_tcp") && strstr(out, "sync") &&
+	   strstr(out, "threading") && strstr(out, "forking") && !err[0],
+	   "echo_tcp -h prints the usage, naming the models, on stdout");
+}
+
+/*
+ * echo_tcp address must fail: exit 2 with one line on stderr starting
+ * "echo_tcp: " and containing expect (if not NULL).
+ */
+static void test_bad_address(const char *address, const char *expect)
+{
+	const char *argv[] = { "echo_tcp", address, NULL };
+	char out[1024], err[1024];
+	int fo, fe;
+	pid_t pid = spawn(argv, &fo, &fe);
+
+	read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	close(fo);
+	close(fe);
+	is_int(wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp %s exits 2", address);
+	tap_diag("stderr: %s", err);
+	ok(count_lines(err) == 1 && strncmp(err, "echo_tcp: ", 10) == 0 &&
+	   (!expect || strstr(err, expect)) && !out[0],
+	   "echo_tcp %s: one line on stderr%s%s", address,
+	   expect ? " with " : "", expect ? expect : "");
+}
+
+/* A second server on the first one's address fails, the first goes on. */
+static void test_busy_address(void)
+{
+	struct server s;
+
+	if (!ok(start_server(&s, "tcp", NULL, NULL, "127.0.0.1:0"),
+		"busy address: first echo_tcp listens")) {
+		tap_skip(3, "no first server");
+		return;
+	}
+	test_bad_address(s.addr, "Address already in use");
+	is_int(stop_server(&s, DEADLINE_MS, NULL), 0,
+	       "busy address: first echo_tcp exits 0");
+}
+
+/* The byte at offset i of the big message: a pattern no period hides. */
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)(i * 7 + i / 251);
+}
+
+/*
+ * Send len bytes of pattern through fd while reading the echo, half-close
+ * when all is sent, read until EOF.  Returns the bytes that came back
+ * matching, or -1 on error or timeout.
+ */
+static ssize_t pump(int fd, size_t len)
+{
+	double deadline = now_ms() + DEADLINE_MS;
+	unsigned char out[65536], in[65536];
+	size_t sent = 0, got = 0, i, chunk;
+	struct pollfd p = { .fd = fd };
+	bool shut = false;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		if (sent == len && !shut) {
+			shutdown(fd, SHUT_WR);
+			shut = true;
+		}
+		p.events = POLLIN | (sent < len ? POLLOUT : 0);
+		rc = poll(&p, 1, left_ms(deadline));
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return -1;
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = recv(fd, in, sizeof in, MSG_DONTWAIT);
+			if (n == 0)
+				return (ssize_t)got;
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			for (i = 0; n > 0 && i < (size_t)n; i++, got++)
+				if (in[i] != pattern(got))
+					return -1;
+		}
+		if (sent < len && (p.revents & POLLOUT)) {
+			chunk = len - sent < sizeof out ? len - sent : sizeof out;
+			for (i = 0; i < chunk; i++)
+				out[i] = pattern(sent + i);
+			n = send(fd, out, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			if (n > 0)
+				sent += (size_t)n;
+		}
+	}
+}
+
+/* 1 MiB through echo_tcp comes back whole and in order. */
+static void test_big_stream(void)
+{
+	const size_t len = 1 << 20;
+	struct server s;
+	ssize_t got = -1;
+	int fd;
+
+	if (!ok(start_server(&s, "tcp", NULL, NULL, "127.0.0.1:0"),
+		"1 MiB: echo_tcp listens")) {
+		tap_skip(2, "no server");
+		return;
+	}
+	fd = tcp_connect(s.addr);
+	if (fd >= 0) {
+		got = pump(fd, len);
+		close(fd);
+	}
+	is_int(got, len, "1 MiB: every byte comes back, in order");
+	is_int(stop_server(&s, DEADLINE_MS, NULL), 0, "1 MiB: echo_tcp exits 0");
+}
+
+/*
+ * SIGTERM while a client sits connected and idle: with -g 1 the server
+ * cuts the connection after the grace period and exits 0 soon after.
+ */
+static void test_idle_client(const char *model)
+{
+	struct pollfd p = { .events = POLLIN };
+	double elapsed = 0;
+	struct server s;
+	char c = 0;
+	int code;
+
+	if (!ok(start_server(&s, "tcp", model, "1", "127.0.0.1:0"),
+		"idle client, -m %s -g 1: echo_tcp listens", model)) {
+		tap_skip(3, "no server");
+		return;
+	}
+	/* The echo of one byte proves a handler owns the connection. */
+	p.fd = tcp_connect(s.addr);
+	ok(p.fd >= 0 && send(p.fd, "x", 1, MSG_NOSIGNAL) == 1 &&
+	   poll(&p, 1, DEADLINE_MS) == 1 && recv(p.fd, &c, 1, 0) == 1 && c == 'x',
+	   "idle client, -m %s: connected, one byte echoed", model);
+
+	code = stop_server(&s, 5000, &elapsed);
+	tap_diag("-m %s: exited %d, %.0f ms after SIGTERM", model, code, elapsed);
+	ok(code == 0 && elapsed < 5000,
+	   "idle client, -m %s: exits 0 within 5 s of SIGTERM", model);
+	ok(p.fd >= 0 && poll(&p, 1, DEADLINE_MS) == 1 && recv(p.fd, &c, 1, 0) <= 0,
+	   "idle client, -m %s: its connection was closed", model);
+	if (p.fd >= 0)
+		close(p.fd);
+}
+
+int main(void)
+{
+	size_t k, m;
+
+	find_examples();
+	if (!mkdtemp(tmpdir))
+		tap_bail("mkdtemp: %s", strerror(errno));
+
+	for (k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+		for (m = 0; m < sizeof models / sizeof models[0]; m++)
+			test_echo(kinds[k], models[m]);
+	test_help();
+	test_bad_address("999.1.1.1:1", NULL);
+	test_bad_address("nonsense", NULL);
+	test_busy_address();
+	test_big_stream();
+	test_idle_client("sync");
+	test_idle_client("threading");
+	test_idle_client("forking");
+
+	if (rmdir(tmpdir) < 0)
+		tap_diag("rmdir %s: %s", tmpdir, strerror(errno));
+	return tap_done();
+}
