@@ -96,8 +96,8 @@ static ssize_t plain_io(ss_transport *t, short events, void *rbuf,
 	ssize_t n;
 	int rc, ms;
 
-	if (t->timeout_ms >= 0)
-		flags |= MSG_DONTWAIT;
+	if (t->timeout_ms >= 0 || t->request->on_loop)
+		flags |= MSG_DONTWAIT;	/* the wait below decides how long */
 	for (;;) {
 		if (events == POLLOUT)
 			n = ss__sys.send(t->fd, wbuf, len, flags);
@@ -117,7 +117,7 @@ static ssize_t plain_io(ss_transport *t, short events, void *rbuf,
 				return -ETIMEDOUT;
 			ms = ss__remaining_ms(deadline);
 		}
-		if ((rc = ss__wait_fd(t->fd, events, ms)) < 0)
+		if ((rc = ss__wait_request(t->request, events, ms)) < 0)
 			return rc;
 	}
 }
