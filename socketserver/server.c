@@ -255,6 +255,21 @@ const char *ss_server_address(const ss_server *s, char *buf, size_t len)
 	return ss_addr_format(&s->address, buf, len);
 }
 
+int ss_server_set_layer(ss_server *s, const ss_layer *layer, void *data)
+{
+	char a[SS_ADDRSTRLEN];
+
+	if (ss__is_dgram(s) && layer) {
+		snprintf(s->errmsg, sizeof s->errmsg,
+			 "%s on %s: needs a stream server (%s is datagram)",
+			 layer->name, ss_server_address(s, a, sizeof a), s->ops->name);
+		return -EPROTONOSUPPORT;
+	}
+	s->layer = layer;
+	s->layer_data = data;
+	return 0;
+}
+
 size_t ss_server_active_count(ss_server *s)
 {
 	return s->mixin->active_count ? s->mixin->active_count(s) : 0;
@@ -461,6 +476,8 @@ int ss_base_finish_request(ss_server *s, ss_request *r)
 	const ss_handler *h = s->handler;
 	int rc = 0, rc2;
 
+	if (s->layer && (rc = s->layer->wrap(r, s->layer_data)) < 0)
+		return note(r, rc, s->layer->name);
 	if (h->setup && (rc = h->setup(r)) < 0)
 		return note(r, rc, "setup");
 	r->setup_ok = true;

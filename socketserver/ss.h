@@ -271,6 +271,18 @@ struct ss_transport {
  * poll() bounded by timeout_ms. */
 extern const ss_transport_ops ss_plain_transport_ops;
 
+/*
+ * A layer wraps a stream request's transport in the request's own context
+ * (its thread or child, never the accept loop), before handler setup: TLS
+ * is one.  wrap returns 0, or a negative errno with the reason recorded by
+ * ss_request_error(); a failed wrap is reported like a failed setup
+ * (handle_error once; setup, handle and finish skipped).
+ */
+typedef struct ss_layer {
+	const char *name;
+	int (*wrap)(ss_request *request, void *data);
+} ss_layer;
+
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
@@ -391,6 +403,8 @@ struct ss_server {
 				      accept attempts; default 1.0 s */
 
 	/* --- the library's; not for users --- */
+	const ss_layer *layer;		/* set by ss_server_set_layer */
+	void *layer_data;
 	void *mixin_state;
 	volatile sig_atomic_t stop_requested;	/* shutdown() called */
 	int wake_fd[2];			/* wakeup pipe: [0] read, [1] write */
@@ -485,6 +499,11 @@ int ss_server_fileno(const ss_server *server);
 
 /* The bound address as text ("127.0.0.1:43121"), into buf. */
 const char *ss_server_address(const ss_server *server, char *buf, size_t len);
+
+/* Put a layer (TLS, ...) under every request's handler.  Stream servers
+ * only: -EPROTONOSUPPORT with a message for datagram servers.  Call before
+ * serving; data must outlive the server. */
+int ss_server_set_layer(ss_server *server, const ss_layer *layer, void *data);
 
 /* Requests in flight (threads or children running handlers). */
 size_t ss_server_active_count(ss_server *server);
