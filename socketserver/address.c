@@ -106,7 +106,7 @@ static int parse_inet(ss_addr *out, const char *text, int family, ss_error *err)
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
 	char host[256];
-	const char *ptext;
+	const char *ptext = "";
 	int port, rc;
 
 	rc = split_host_port(text, host, sizeof host, &ptext, err);

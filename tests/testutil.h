@@ -1,0 +1,132 @@
+/*
+ * testutil.h - helpers the TAP programs share: servers on ephemeral
+ * addresses, serve_forever in a thread, clients of every kind with
+ * deadlines, a standard echo handler, fd / thread / child counting,
+ * condition polling with a deadline, a per-process temp dir and counters
+ * in shared memory that forked children can bump.
+ *
+ * Every helper that can fail in a way the test cannot recover from calls
+ * tap_bail() with the reason; the others return a negative errno.
+ * No helper sleeps as synchronisation: tu_wait_until polls a condition.
+ */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ss.h"
+
+/* Deadline of every client helper, seconds. */
+#define TU_IO_TIMEOUT 10.0
+
+/* Call first in main: ignores SIGPIPE and starts and joins one thread,
+ * so helper threads a runtime starts lazily (the thread sanitizer's)
+ * exist before the tests take thread-count baselines. */
+void tu_init(void);
+
+/* --- servers --- */
+
+/*
+ * A new server of kind ops with mixin m (NULL: sync) and handler h on addr;
+ * addr NULL means "127.0.0.1:0" for inet kinds, or a fresh path in the
+ * per-process temp dir for unix kinds.  Bails out on failure.
+ */
+ss_server *tu_server(const ss_server_ops *ops, const ss_mixin *m,
+		     const ss_handler *h, const char *addr);
+/* Same, returning NULL (and filling err) instead of bailing. */
+ss_server *tu_server_try(const ss_server_ops *ops, const ss_mixin *m,
+			 const ss_handler *h, const char *addr, ss_error *err);
+
+/* Run ss_server_serve_forever(s, 0.5) in a new thread *t. */
+void tu_serve_start(ss_server *s, pthread_t *t);
+/* Same with an explicit poll interval. */
+void tu_serve_start_interval(ss_server *s, pthread_t *t, double interval);
+/* ss_server_shutdown(s) + pthread_join(*t).  Returns serve_forever's
+ * result. */
+int tu_serve_stop(ss_server *s, pthread_t *t);
+
+/* Join t within seconds (pthread_timedjoin_np); false if it is still
+ * running.  *ret (may be NULL) gets the thread's result. */
+bool tu_join_within(pthread_t t, double seconds, void **ret);
+
+/* --- clients (every call bounded by TU_IO_TIMEOUT) --- */
+
+/* A client socket connected to s: stream kinds connect(); datagram kinds
+ * get a socket connected to the server (unix ones autobound first so
+ * replies can come back).  SO_RCVTIMEO / SO_SNDTIMEO set.  Bails out on
+ * failure. */
+int tu_connect(const ss_server *s);
+/* Same, returning a negative errno instead of bailing. */
+int tu_connect_try(const ss_server *s);
+
+/* Send msg and read the whole echo into out (at most cap bytes): stream
+ * kinds send, shutdown(SHUT_WR) and read to EOF; datagram kinds send one
+ * datagram and receive one.  Returns the reply length or a negative
+ * errno (-ETIMEDOUT after TU_IO_TIMEOUT). */
+ssize_t tu_roundtrip(const ss_server *s, const void *msg, size_t n,
+		     char *out, size_t cap);
+/* The same on an already connected client fd (closed by the caller). */
+ssize_t tu_roundtrip_fd(int fd, int socktype, const void *msg, size_t n,
+			char *out, size_t cap);
+
+/* Blocking helpers with a deadline (EINTR retried). */
+int tu_send_all(int fd, const void *buf, size_t n);
+/* Read until EOF or cap bytes; count, or -errno (-ETIMEDOUT). */
+ssize_t tu_read_to_eof(int fd, void *buf, size_t cap, double timeout);
+/* Wait until fd is readable (or hung up); 0, -ETIMEDOUT or -errno. */
+int tu_wait_readable(int fd, double timeout);
+
+/* --- handlers --- */
+
+/* Loop ss_read_some -> ss_write_all until EOF (0) or an error. */
+extern const ss_handler tu_echo_handler;
+int tu_echo(ss_request *r);
+
+/* --- process state --- */
+
+/* Open fds of this process (via /proc/self/fd, not counting the one used
+ * to read it). */
+int tu_count_fds(void);
+/* Threads of this process (/proc/self/task). */
+int tu_count_threads(void);
+/* True when fd is not open (fcntl F_GETFD fails with EBADF). */
+bool tu_fd_closed(int fd);
+/* True when this process has no children left (waitpid -> ECHILD); a
+ * zombie or live child makes it false (nothing is reaped: WNOWAIT). */
+bool tu_no_children(void);
+
+/* Poll cond(arg) every millisecond until true or seconds pass; returns
+ * its last value. */
+bool tu_wait_until(bool (*cond)(void *arg), void *arg, double seconds);
+/* Wait until tu_count_threads() <= n, at most seconds. */
+bool tu_wait_threads_at_most(int n, double seconds);
+/* Wait until ss_server_active_count(s) == n, at most seconds. */
+bool tu_wait_active(ss_server *s, size_t n, double seconds);
+
+/* Monotonic seconds. */
+double tu_now(void);
+
+/* The per-process temp dir (mkdtemp, removed with its contents at exit). */
+const char *tu_tmpdir(void);
+/* A fresh path "<tmpdir>/<tag>-<n>.sock" (static buffer per call ring of
+ * 8; copy it to keep it long). */
+const char *tu_tmppath(const char *tag);
+
+/* --- shared counters (visible across fork) --- */
+
+/* n atomic ints in MAP_SHARED|MAP_ANONYMOUS memory, zeroed; never freed
+ * (they live as long as the process). */
+atomic_int *tu_shared_counters(size_t n);
+
+/* --- stderr capture --- */
+
+/* Redirect stderr to a temp file; tu_stderr_end restores it and returns
+ * what was written (malloc'd, NUL-terminated; caller frees). */
+void tu_stderr_begin(void);
+char *tu_stderr_end(void);
+
+#endif /* TESTUTIL_H */
