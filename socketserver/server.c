@@ -9,6 +9,7 @@
  * calling shutdown there) stops the parent too.
  */
 #include "ss_internal.h"
+#include "ss_selector.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 #define BACKOFF_FIRST 0.05	/* first pause after EMFILE, seconds */
+
+static int make_selector(ss_server *s);
 
 static bool stop_pending(ss_server *s)
 {
@@ -72,6 +75,7 @@ static void release(ss_server *s)
 		pthread_cond_destroy(&l->cv);
 		free(l);
 	}
+	ss_selector_free(s->sel);
 	free(s->packet_buf);
 	free(s);
 }
@@ -99,6 +103,8 @@ ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
 		goto out_free;
 	s->address = s->requested;
 	rc = init_sync(s);
+	if (rc == 0)
+		rc = make_selector(s);	/* now: it needs a descriptor */
 	if (rc < 0)
 		goto out_err;
 	rc = s->mixin->init(s);
@@ -150,6 +156,8 @@ static int enter_loop(ss_server *s)
 		rc = -EBUSY;
 	else if (s->closed || s->fd < 0)
 		rc = -EBADF;
+	else if (!ss_server_selector(s))
+		rc = -EINVAL;
 	else {
 		s->serving = true;
 		l->serving_thread = pthread_self();
@@ -216,6 +224,8 @@ void ss_server_close_within(ss_server *s, double grace)
 	}
 	s->closed = true;
 	pthread_mutex_unlock(&l->mu);
+	if (s->sel && s->fd >= 0)
+		ss_selector_unregister(s->sel, s->fd);
 	if (ss__is_dgram(s)) {
 		/* requests in flight reply on the server's socket: it stays
 		 * open until they are done */
@@ -279,39 +289,108 @@ size_t ss_server_active_count(ss_server *s)
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
 
-/*
- * Wait until the listener is readable, the wakeup pipe has a byte, or
- * timeout_ms passes.  While accepts are paused (EMFILE back-off) the
- * listener is not watched.  Returns 1 listener ready, 0 nothing (timeout
- * or stop requested: check stop_pending), or a negative errno.
- */
-static int wait_ready(ss_server *s, int timeout_ms)
+/* Markers for the loop's own fds in the selector. */
+static char wake_marker, listen_marker;
+
+/* Make the loop's selector with the wanted backend (again, if the user
+ * chose another after construction) watching the wakeup pipe.  Returns 0
+ * or a negative errno with s->errmsg set. */
+static int make_selector(ss_server *s)
 {
-	struct pollfd p[2] = {
-		{ .fd = s->wake_fd[0], .events = POLLIN },
-		{ .fd = s->fd, .events = POLLIN },
-	};
-	nfds_t n = 2;
-	int left, rc;
+	ss_error err;
+
+	if (s->sel && (!s->selector ||
+		       !strcmp(s->selector, ss_selector_backend(s->sel))))
+		return 0;
+	ss_selector_free(s->sel);
+	s->sel = ss_selector_new(s->selector, &err);
+	if (!s->sel) {
+		memcpy(s->errmsg, err.msg, sizeof s->errmsg);
+		return err.code;
+	}
+	if (ss_selector_register(s->sel, s->wake_fd[0], SS_EVENT_READ, &wake_marker) < 0) {
+		ss_selector_free(s->sel);
+		s->sel = NULL;
+		return ss__set_errno_msg(s->errmsg, -ENOMEM, "selector");
+	}
+	return 0;
+}
+
+/* The selector with the listener on it, ready for the loop. */
+struct ss_selector *ss_server_selector(ss_server *s)
+{
+	int rc;
+
+	if (make_selector(s) < 0)
+		return NULL;
+	if (s->fd >= 0 && s->backoff_until == 0) {
+		rc = ss_selector_register(s->sel, s->fd, SS_EVENT_READ, &listen_marker);
+		if (rc < 0 && rc != -EEXIST) {
+			ss__set_errno_msg(s->errmsg, rc, "selector %s",
+					  ss_selector_backend(s->sel));
+			return NULL;
+		}
+	}
+	return s->sel;
+}
+
+/* Pause or resume watching the listener (EMFILE back-off). */
+static void watch_listener(ss_server *s, bool on)
+{
+	ss_selector_modify(s->sel, s->fd, on ? SS_EVENT_READ : 0, &listen_marker);
+}
+
+/* How long the loop may wait: the caller's bound, the end of an accept
+ * back-off, and the mixin's next timer, whichever comes first. */
+static int wait_bound(ss_server *s, int timeout_ms)
+{
+	int left;
+	double t;
 
 	if (s->backoff_until > 0) {
 		left = ss__remaining_ms(s->backoff_until);
-		if (left > 0) {
-			n = 1;
-			if (timeout_ms < 0 || left < timeout_ms)
-				timeout_ms = left;
-		} else {
+		if (left == 0) {
 			s->backoff_until = 0;
+			watch_listener(s, true);
+		} else if (timeout_ms < 0 || left < timeout_ms) {
+			timeout_ms = left;
 		}
 	}
-	rc = ss__sys.poll(p, n, timeout_ms);
-	if (rc < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (p[0].revents)
-		__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+	if (s->mixin->next_timeout && (t = s->mixin->next_timeout(s)) >= 0) {
+		left = ss__timeout_ms(t);
+		if (timeout_ms < 0 || left < timeout_ms)
+			timeout_ms = left;
+	}
+	return timeout_ms;
+}
+
+/*
+ * Wait for the selector: a byte on the wakeup pipe marks a stop, events
+ * on the mixin's fds go to its dispatch slot.  Returns 1 when the
+ * listener is ready, 0 when not (timeout, stop requested: check
+ * stop_pending), or a negative errno.
+ */
+static int wait_ready(ss_server *s, int timeout_ms)
+{
+	ss_selector_event ev[64];
+	int i, n, listener = 0;
+
+	if (!ss_server_selector(s))
+		return -ENOMEM;
+	n = ss_selector_select(s->sel, ev, 64, wait_bound(s, timeout_ms) / 1000.0);
+	if (n < 0)
+		return ss__set_errno_msg(s->errmsg, n, "select");
+	for (i = 0; i < n; i++) {
+		if (ev[i].data == &wake_marker)
+			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+		else if (ev[i].data == &listen_marker)
+			listener = 1;
+		else if (s->mixin->dispatch)
+			s->mixin->dispatch(s, &ev[i]);
+	}
 	if (stop_pending(s))
 		return 0;
-	return n == 2 && p[1].revents ? 1 : 0;
+	return listener;
 }
 
 /* Out of descriptors or memory: pause accepting (the kernel backlog holds
@@ -326,6 +405,7 @@ static void start_backoff(ss_server *s, int err)
 	if (s->backoff > s->accept_backoff_max)
 		s->backoff = s->accept_backoff_max;
 	s->backoff_until = ss__now() + s->backoff;
+	watch_listener(s, false);
 	if (first) {
 		snprintf(msg, sizeof msg, "%.400s (pausing accepts, retrying for as long as it lasts)",
 			 s->errmsg);
@@ -386,8 +466,11 @@ static void service(ss_server *s)
 int ss_server_serve_forever(ss_server *s, double poll_interval)
 {
 	int interval = ss__timeout_ms(poll_interval);
-	int rc = enter_loop(s);
+	int rc;
 
+	if (s->mixin->serve_forever)
+		return s->mixin->serve_forever(s, poll_interval);
+	rc = enter_loop(s);
 	if (rc < 0)
 		return rc;
 	while (!stop_pending(s)) {

@@ -57,6 +57,8 @@ typedef struct ss_server_ops ss_server_ops;
 typedef struct ss_mixin ss_mixin;
 typedef struct ss_transport ss_transport;
 typedef struct ss_transport_ops ss_transport_ops;
+struct ss_selector_event;
+struct ss_selector;
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -198,6 +200,18 @@ struct ss_mixin {
 	void (*destroy)(ss_server *server);
 	/* Number of requests in flight (for tests and monitoring). */
 	size_t (*active_count)(ss_server *server);
+
+	/* Optional slots (NULL: not used), for models that run their own
+	 * I/O on the loop's selector or their own loop. */
+	/* An event on an fd the mixin registered on ss_server_selector()
+	 * with its own data. */
+	void (*dispatch)(ss_server *server, const struct ss_selector_event *ev);
+	/* Seconds until the mixin needs the loop back (its timers); < 0:
+	 * no need.  Bounds the loop's wait. */
+	double (*next_timeout)(ss_server *server);
+	/* Replaces serve_forever (a model whose workers accept, like
+	 * prefork).  Must honour ss_server_shutdown like the core loop. */
+	int (*serve_forever)(ss_server *server, double poll_interval);
 };
 
 extern const ss_mixin ss_sync_mixin;
@@ -401,6 +415,9 @@ struct ss_server {
 	int max_children;	   /* forking: default 40 */
 	double accept_backoff_max; /* EMFILE/ENFILE: longest pause between
 				      accept attempts; default 1.0 s */
+	const char *selector;	   /* the loop's selector backend: "epoll",
+				      "poll", "select"; NULL (default): the
+				      best the platform has */
 
 	/* --- the library's; not for users --- */
 	const ss_layer *layer;		/* set by ss_server_set_layer */
@@ -416,6 +433,7 @@ struct ss_server {
 	ino_t sock_ino;
 	double backoff;			/* current accept backoff, seconds */
 	double backoff_until;		/* monotonic time accepts resume */
+	struct ss_selector *sel;	/* the loop's selector */
 	unsigned char *packet_buf;	/* datagram receive buffer */
 	size_t packet_cap;		/* its size */
 	void *lock;			/* serve/close synchronisation */
@@ -504,6 +522,11 @@ const char *ss_server_address(const ss_server *server, char *buf, size_t len);
  * only: -EPROTONOSUPPORT with a message for datagram servers.  Call before
  * serving; data must outlive the server. */
 int ss_server_set_layer(ss_server *server, const ss_layer *layer, void *data);
+
+/* The loop's selector (created by the first serve_forever or
+ * handle_request, or by this call), for mixins that register their own
+ * fds; NULL with server->errmsg set if it cannot be created. */
+struct ss_selector *ss_server_selector(ss_server *server);
 
 /* Requests in flight (threads or children running handlers). */
 size_t ss_server_active_count(ss_server *server);
