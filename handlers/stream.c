@@ -96,7 +96,7 @@ static ssize_t plain_io(ss_transport *t, short events, void *rbuf,
 	ssize_t n;
 	int rc, ms;
 
-	if (t->timeout_ms >= 0 || t->request->on_loop)
+	if (t->timeout_ms >= 0 || t->request->on_loop || ss__wait_hook)
 		flags |= MSG_DONTWAIT;	/* the wait below decides how long */
 	for (;;) {
 		if (events == POLLOUT)

@@ -465,11 +465,16 @@ static void service(ss_server *s)
 
 int ss_server_serve_forever(ss_server *s, double poll_interval)
 {
+	if (s->mixin->serve_forever)
+		return s->mixin->serve_forever(s, poll_interval);
+	return ss__serve_loop(s, poll_interval);
+}
+
+int ss__serve_loop(ss_server *s, double poll_interval)
+{
 	int interval = ss__timeout_ms(poll_interval);
 	int rc;
 
-	if (s->mixin->serve_forever)
-		return s->mixin->serve_forever(s, poll_interval);
 	rc = enter_loop(s);
 	if (rc < 0)
 		return rc;
@@ -719,6 +724,29 @@ void ss__request_abort(ss_request *r)
 {
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		ss__sys.shutdown(r->fd, SHUT_RDWR);
+}
+
+int ss__worker_after_fork(ss_server *s, const int wake[2])
+{
+	int fds[2];
+
+	s->is_child = true;
+	s->unlink_on_close = false;
+	if (wake) {
+		fds[0] = wake[0];
+		fds[1] = wake[1];
+	} else if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		return ss__set_errno_msg(s->errmsg, -errno, "pipe");
+	}
+	ss__close(s->wake_fd[0]);
+	ss__close(s->wake_fd[1]);
+	s->wake_fd[0] = fds[0];
+	s->wake_fd[1] = fds[1];
+	/* the parent's epoll instance is shared through fork: make our own */
+	ss_selector_free(s->sel);
+	s->sel = NULL;
+	s->backoff_until = 0;
+	return make_selector(s);
 }
 
 void ss__child_after_fork(ss_server *s)

@@ -359,6 +359,11 @@ ssize_t ss_read_line(ss_request *request, char *buf, size_t max);
 ssize_t ss_write_all(ss_request *request, const void *buf, size_t len);
 int ss_flush(ss_request *request);
 
+/* Sleep in a handler.  Under the coroutine model only this request's
+ * coroutine waits; elsewhere the thread sleeps.  Returns 0 (or a negative
+ * errno). */
+int ss_sleep(double seconds);
+
 /* Change this request's I/O timeout (seconds, <= 0 for none). */
 void ss_request_set_timeout(ss_request *request, double seconds);
 

@@ -77,6 +77,30 @@ int ss__remaining_ms(double deadline);
 int ss__wait_fd(int fd, short events, int timeout_ms);
 
 /*
+ * A thread that runs coroutines installs its wait function here: any
+ * library wait on an fd (a request's I/O that would block, ss_sleep) calls
+ * it instead of poll(), so the coroutine yields to its loop.  fd < 0 with
+ * events 0 means just sleep timeout_ms.  Returns like ss__wait_fd.  NULL
+ * (the default): poll().
+ */
+extern __thread int (*ss__wait_hook)(int fd, short events, int timeout_ms);
+
+/*
+ * The core loop (serve_forever without a mixin's own serve_forever), for
+ * models whose workers run the ordinary loop, such as prefork's.
+ */
+int ss__serve_loop(ss_server *server, double poll_interval);
+
+/*
+ * In a forked worker that runs a loop of its own: give it its own
+ * selector and wakeup pipe (the parent's are shared through fork).
+ * wake, if not NULL, is a non-blocking pipe the parent made before the
+ * fork and keeps the write end of, to stop this worker; else a new pipe
+ * is made.  0 or a negative errno.
+ */
+int ss__worker_after_fork(ss_server *server, const int wake[2]);
+
+/*
  * Wait until a request's connection is ready for events, like ss__wait_fd.
  * A request running inline on the loop's thread (sync) also watches the
  * wakeup pipe: once shutdown is asked for it has close_grace seconds more

@@ -77,12 +77,16 @@ ss_tls_config *ss_tls_config_new(const ss_tls_options *o, ss_error *err);
  * why.  Safe from any thread (not from a signal handler). */
 int ss_tls_config_reload(ss_tls_config *c, ss_error *err);
 
-/* Release the caller's reference; servers using it keep theirs until
- * freed.  NULL is fine. */
+/* Free the configuration.  Free every server using it first (it is
+ * used for each new connection); connections still running keep the
+ * certificates they started with.  NULL is fine. */
 void ss_tls_config_free(ss_tls_config *c);
 
-/* Serve TLS on a stream server (TCP or unix stream), any model.  Takes a
- * reference on c.  -EPROTONOSUPPORT for datagram servers. */
+/* Serve TLS on a stream server (TCP or unix stream), any model.  The
+ * server does not own c: c must outlive it (ss_server_free the server,
+ * then ss_tls_config_free c).  One config may serve several servers.
+ * -EINVAL for NULL arguments; -EPROTONOSUPPORT for datagram servers
+ * (with server->errmsg). */
 int ss_server_use_tls(ss_server *s, ss_tls_config *c);
 
 /* Inside a handler: what the handshake negotiated.  All return NULL on a

@@ -76,12 +76,16 @@ int ss__remaining_ms(double deadline)
  * EINTR with the time that is left.  Returns 0 when ready (including
  * error/hang-up conditions, which the next I/O call reports),
  * -ETIMEDOUT, or a negative errno. */
+__thread int (*ss__wait_hook)(int fd, short events, int timeout_ms);
+
 int ss__wait_fd(int fd, short events, int timeout_ms)
 {
 	double deadline = timeout_ms < 0 ? -1 : ss__now() + timeout_ms / 1000.0;
 	struct pollfd p = { .fd = fd, .events = events };
 	int n;
 
+	if (ss__wait_hook)
+		return ss__wait_hook(fd, events, timeout_ms);
 	for (;;) {
 		n = ss__sys.poll(&p, 1, timeout_ms);
 		if (n > 0)
@@ -125,4 +129,21 @@ void ss__close(int fd)
 	if (fd >= 0)
 		ss__sys.close(fd);
 	errno = saved;
+}
+
+int ss_sleep(double seconds)
+{
+	struct timespec ts, left;
+	int ms = ss__timeout_ms(seconds < 0 ? 0 : seconds);
+
+	if (ss__wait_hook) {
+		int rc = ss__wait_hook(-1, 0, ms);
+
+		return rc == -ETIMEDOUT ? 0 : rc;
+	}
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &left) < 0 && errno == EINTR)
+		ts = left;
+	return 0;
 }
