@@ -46,6 +46,12 @@ static void set_defaults(ss_server *s)
 	s->thread_stack_size = SS_THREAD_STACK;
 	s->max_children = 40;
 	s->accept_backoff_max = 1.0;
+	s->workers = 0;
+	s->queue_size = 0;
+	s->max_requests = 0;
+	s->min_spare = s->max_spare = 0;
+	s->coroutine_stack_size = SS_COROUTINE_STACK;
+	s->selector = NULL;
 }
 
 /* The lock and the wakeup pipe. */

@@ -217,6 +217,19 @@ struct ss_mixin {
 extern const ss_mixin ss_sync_mixin;
 extern const ss_mixin ss_threading_mixin;
 extern const ss_mixin ss_forking_mixin;
+/* Bounded models (issue 4). */
+extern const ss_mixin ss_thread_pool_mixin;	/* "pool": workers threads,
+						   a bounded queue */
+extern const ss_mixin ss_prefork_mixin;		/* "prefork": workers
+						   processes accept */
+extern const ss_mixin ss_coroutine_mixin;	/* "coroutine": one thread,
+						   a coroutine a request */
+extern const ss_mixin ss_coroutine_threads_mixin; /* "threads+coroutine":
+						   workers threads, a loop
+						   of coroutines each */
+extern const ss_mixin ss_prefork_coroutine_mixin; /* "prefork+coroutine":
+						   workers processes, a loop
+						   of coroutines each */
 
 /* Find a mixin by name ("sync", "threading", "forking"); NULL if none. */
 const ss_mixin *ss_mixin_by_name(const char *name);
@@ -420,6 +433,17 @@ struct ss_server {
 	int max_children;	   /* forking: default 40 */
 	double accept_backoff_max; /* EMFILE/ENFILE: longest pause between
 				      accept attempts; default 1.0 s */
+	int workers;		   /* pool threads, prefork processes,
+				      coroutine threads; default 0: pool 16,
+				      the others one per core */
+	int queue_size;		   /* pool: accepted requests waiting for a
+				      thread; default 0: 4 x workers */
+	int max_requests;	   /* prefork: recycle a worker after this
+				      many requests; default 0: never */
+	int min_spare, max_spare;  /* prefork: idle workers to keep between
+				      (workers is then the maximum);
+				      default 0, 0: a fixed pool */
+	size_t coroutine_stack_size; /* default SS_COROUTINE_STACK */
 	const char *selector;	   /* the loop's selector backend: "epoll",
 				      "poll", "select"; NULL (default): the
 				      best the platform has */
@@ -443,6 +467,9 @@ struct ss_server {
 	size_t packet_cap;		/* its size */
 	void *lock;			/* serve/close synchronisation */
 };
+
+/* The default coroutine stack (plus a guard page): 10,000 fit easily. */
+#define SS_COROUTINE_STACK (64u * 1024u)
 
 /* The default thread stack: small, so thousands of connections fit. */
 #define SS_THREAD_STACK (256u * 1024u)
@@ -471,6 +498,20 @@ ss_server *ss_forking_tcp_server_new(const char *address, const ss_handler *h, s
 ss_server *ss_forking_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
 ss_server *ss_forking_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
 ss_server *ss_forking_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
+
+/* The bounded models' compositions (defined with their mixins). */
+ss_server *ss_pool_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_pool_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_pool_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+ss_server *ss_prefork_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_prefork_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_prefork_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+ss_server *ss_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+ss_server *ss_prefork_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_prefork_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+ss_server *ss_coroutine_threads_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
 
 /* Create, bind, listen: for SS_DEFER_BIND servers.  0 or a negative errno
  * with server->errmsg set. */
