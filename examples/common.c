@@ -141,6 +141,16 @@ void echo_parse_args(int argc, char **argv, const char *default_address,
 		opt->address = argv[optind];
 }
 
+void echo_print_models(FILE *f, const char *sep)
+{
+	print_models(f, sep);
+}
+
+bool echo_parse_seconds(const char *text, double *out)
+{
+	return parse_seconds(text, out);
+}
+
 int echo_fail(const ss_error *err)
 {
 	fprintf(stderr, "%s: %s\n", program_invocation_short_name, err->msg);

@@ -8,6 +8,9 @@
 
 #include "ss.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+
 /* What the command line of an echo server says. */
 struct echo_opts {
 	const ss_mixin *mixin;	/* -m MODEL; default threading */
@@ -26,6 +29,14 @@ extern const ss_handler echo_handler;
  */
 void echo_parse_args(int argc, char **argv, const char *default_address,
 		     struct echo_opts *opt);
+
+/* Write the library's model names to f, separated by sep (for usage
+ * texts of servers that parse their own command line). */
+void echo_print_models(FILE *f, const char *sep);
+
+/* Parse a number of seconds (a finite number, as -g takes).  Returns
+ * false if text is not one. */
+bool echo_parse_seconds(const char *text, double *out);
 
 /* Print "prog: <err->msg>" on stderr; returns the exit status 2. */
 int echo_fail(const ss_error *err);

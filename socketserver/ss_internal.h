@@ -170,4 +170,18 @@ int ss__request_finish(ss_server *server, ss_request *request);
  * the close grace period expires): shutdown(fd, SHUT_RDWR). */
 void ss__request_abort(ss_request *request);
 
+/*
+ * Prefork's engine, shared by the prefork compositions (mixins/prefork.c).
+ * ss__prefork_init records the model each worker process runs its own
+ * loop with (inner: ss_sync_mixin for plain prefork, ss_coroutine_mixin
+ * for prefork+coroutine); the other functions are the mixin's slots.
+ */
+int ss__prefork_init(ss_server *server, const ss_mixin *inner);
+int ss__prefork_process_request(ss_server *server, ss_request *request);
+void ss__prefork_service_actions(ss_server *server);
+void ss__prefork_server_close(ss_server *server, double grace);
+void ss__prefork_destroy(ss_server *server);
+size_t ss__prefork_active_count(ss_server *server);
+int ss__prefork_serve_forever(ss_server *server, double poll_interval);
+
 #endif /* SS_INTERNAL_H */
