@@ -64,12 +64,14 @@ static void usage(FILE *f, const char *default_address)
 
 	fprintf(f, "usage: %s [-m ", prog);
 	print_models(f, "|");
-	fprintf(f, "] [-g GRACE_SECONDS] [ADDRESS]\n"
+	fprintf(f, "] [-w N] [-g GRACE_SECONDS] [ADDRESS]\n"
 		"Echo back every byte of each connection, or each datagram to its\n"
 		"sender.\n"
 		"  -m MODEL  how requests run: ");
 	print_models(f, ", ");
 	fprintf(f, " (default threading)\n"
+		"  -w N      threads or processes for the models that keep a fixed\n"
+		"            number of workers (default: the model's own)\n"
 		"  -g SECS   on SIGINT/SIGTERM, requests in flight get SECS seconds,\n"
 		"            then are cut (default 3; < 0 waits for them all)\n"
 		"  -h        print this help and exit\n"
@@ -105,6 +107,19 @@ static bool parse_seconds(const char *text, double *out)
 	return errno == 0 && end != text && *end == '\0' && isfinite(*out);
 }
 
+/* Parse a worker count 1..4096; -1 if it is not one. */
+static int parse_count(const char *text)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 1 || v > 4096)
+		return -1;
+	return (int)v;
+}
+
 void echo_parse_args(int argc, char **argv, const char *default_address,
 		     struct echo_opts *opt)
 {
@@ -113,7 +128,8 @@ void echo_parse_args(int argc, char **argv, const char *default_address,
 	opt->mixin = &ss_threading_mixin;
 	opt->address = default_address;
 	opt->grace = 3.0;
-	while ((c = getopt(argc, argv, ":m:g:h")) != -1) {
+	opt->workers = 0;
+	while ((c = getopt(argc, argv, ":m:g:w:h")) != -1) {
 		switch (c) {
 		case 'm':
 			opt->mixin = ss_mixin_by_name(optarg);
@@ -124,6 +140,12 @@ void echo_parse_args(int argc, char **argv, const char *default_address,
 			if (!parse_seconds(optarg, &opt->grace))
 				bad_usage(default_address,
 					  "bad grace period '%s'", optarg);
+			break;
+		case 'w':
+			opt->workers = parse_count(optarg);
+			if (opt->workers < 1)
+				bad_usage(default_address,
+					  "bad worker count '%s' (1 to 4096)", optarg);
 			break;
 		case 'h':
 			usage(stdout, default_address);
@@ -210,6 +232,7 @@ int echo_main(int argc, char **argv, const ss_server_ops *ops,
 	if (!server)
 		return echo_fail(&err);
 	server->close_grace = opt.grace;	/* requests in flight at stop */
+	server->workers = opt.workers;
 	echo_stop_on_signals(server);
 
 	printf("listening on %s\n", ss_server_address(server, addr, sizeof addr));

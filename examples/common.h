@@ -17,13 +17,16 @@ struct echo_opts {
 	const char *address;	/* ADDRESS operand; default the kind's own */
 	double grace;		/* -g SECONDS requests in flight get at
 				   shutdown before they are cut; default 3 */
+	int workers;		/* -w N threads or processes of the pool,
+				   prefork and coroutine models; 0: the
+				   model's default */
 };
 
 /* Echo every byte of a stream, or each datagram whole, to its sender. */
 extern const ss_handler echo_handler;
 
 /*
- * Parse `prog [-m MODEL] [-g GRACE_SECONDS] [ADDRESS]` into *opt.
+ * Parse `prog [-m MODEL] [-w N] [-g GRACE_SECONDS] [ADDRESS]` into *opt.
  * -h prints the usage to stdout and exits 0; bad usage prints it to
  * stderr and exits 2.  Returns only when opt is complete.
  */

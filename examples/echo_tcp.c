@@ -4,7 +4,7 @@
  * composed in C.  The handler, the command line and the signal setup are
  * in common.c, shared with the other echo servers.
  *
- *   echo_tcp [-m sync|threading|forking] [-g GRACE_SECONDS] [ADDRESS]
+ *   echo_tcp [-m MODEL] [-w N] [-g GRACE_SECONDS] [ADDRESS]
  */
 #include "common.h"
 
@@ -29,6 +29,7 @@ int main(int argc, char **argv)
 
 	/* At stop, requests in flight get opt.grace seconds, then are cut. */
 	server->close_grace = opt.grace;
+	server->workers = opt.workers;	/* -w: pool, prefork, coroutine */
 	/* SIGINT / SIGTERM call ss_server_shutdown(server). */
 	echo_stop_on_signals(server);
 
