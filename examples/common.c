@@ -28,7 +28,7 @@
  */
 static int echo_handle(ss_request *r)
 {
-	unsigned char buf[64 * 1024];	/* thread stacks are 256 KiB */
+	unsigned char buf[16 * 1024];	/* small: coroutine stacks are too */
 	ssize_t n, w;
 
 	while ((n = ss_read_some(r, buf, sizeof buf)) > 0) {
@@ -171,6 +171,11 @@ void echo_print_models(FILE *f, const char *sep)
 bool echo_parse_seconds(const char *text, double *out)
 {
 	return parse_seconds(text, out);
+}
+
+int echo_parse_count(const char *text)
+{
+	return parse_count(text);
 }
 
 int echo_fail(const ss_error *err)

@@ -468,8 +468,9 @@ struct ss_server {
 	void *lock;			/* serve/close synchronisation */
 };
 
-/* The default coroutine stack (plus a guard page): 10,000 fit easily. */
-#define SS_COROUTINE_STACK (64u * 1024u)
+/* The default coroutine stack (plus a guard page); pages cost memory only
+ * when touched, so 10,000 fit easily. */
+#define SS_COROUTINE_STACK (128u * 1024u)
 
 /* The default thread stack: small, so thousands of connections fit. */
 #define SS_THREAD_STACK (256u * 1024u)

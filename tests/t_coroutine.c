@@ -1,0 +1,493 @@
+/*
+ * t_coroutine.c - the coroutine models: coroutine (one loop thread),
+ * threads+coroutine (a loop per thread) and prefork+coroutine (a loop per
+ * process).  The echo matrix over tcp, udp and unix_stream; 2,000
+ * concurrent clients driven by the test's own epoll against one coroutine
+ * thread; a handler in ss_sleep does not stall the others; the handler's
+ * timeout inside coroutines; close with idle clients within the grace
+ * period; a failing handler reported once; a stack overflow hits the
+ * guard page (in a forked child) instead of corrupting memory.
+ */
+#include "tap.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+#define MANY 2000		/* concurrent clients against one thread */
+#define BIG (64u * 1024u + 7u)
+
+static const ss_mixin *const models[] = {
+	&ss_coroutine_mixin,
+	&ss_coroutine_threads_mixin,
+	&ss_prefork_coroutine_mixin,
+};
+#define NMODELS (sizeof models / sizeof models[0])
+
+/* A server of a model with 2 workers where the model has workers. */
+static ss_server *server(const ss_server_ops *ops, const ss_mixin *m,
+			 const ss_handler *h)
+{
+	ss_server *s = tu_server(ops, m, h, NULL);
+
+	s->workers = 2;
+	return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* The echo matrix                                                     */
+/* ------------------------------------------------------------------ */
+
+static void check_echo(ss_server *s, const char *tag, const void *msg, size_t n)
+{
+	static char out[BIG + 64];
+	ssize_t got = tu_roundtrip(s, msg, n, out, sizeof out);
+
+	ok(got == (ssize_t)n && memcmp(out, msg, n) == 0, "%s: echo of %zu bytes (got %zd)",
+	   tag, n, got);
+}
+
+static void test_matrix(const ss_server_ops *ops, const ss_mixin *m)
+{
+	static unsigned char big[BIG];
+	const unsigned char bin[] = { 0, 1, 2, 0xff, 0, '\n', 0x80 };
+	int threads0 = tu_count_threads();
+	ss_server *s = server(ops, m, &tu_echo_handler);
+	char tag[96];
+	size_t i, nbig = ops->socktype == SOCK_STREAM ? BIG : 65507u;
+	pthread_t t;
+
+	snprintf(tag, sizeof tag, "%s %s", m->name, ops->name);
+	for (i = 0; i < nbig; i++)
+		big[i] = (unsigned char)(i * 31u + (i >> 9));
+	tu_serve_start(s, &t);
+	check_echo(s, tag, "hello", 5);
+	check_echo(s, tag, bin, sizeof bin);
+	check_echo(s, tag, big, nbig);
+	check_echo(s, tag, "", 0);
+	is_int(tu_serve_stop(s, &t), 0, "%s: serve_forever returned 0", tag);
+	ss_server_close(s);
+	is_int(ss_server_active_count(s), 0, "%s: nothing in flight after close", tag);
+	ss_server_free(s);
+	ok(tu_wait_threads_at_most(threads0, 5.0), "%s: no thread left", tag);
+	ok(tu_no_children(), "%s: no child left", tag);
+}
+
+/* ------------------------------------------------------------------ */
+/* 2,000 concurrent clients on the test's own epoll                    */
+/* ------------------------------------------------------------------ */
+
+struct client {
+	int fd;
+	char msg[32];
+	size_t len, got;
+	char buf[32];
+};
+
+/* Raise the soft descriptor limit to what n clients need, if we may.
+ * Returns how many clients fit. */
+static int fit_clients(int n)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)n * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < need)
+		n = (int)((rl.rlim_cur - 64) / 2);
+	return n;
+}
+
+/* Read what has come back for c; true when its whole echo is there. */
+static bool client_read(struct client *c)
+{
+	ssize_t k;
+
+	while (c->got < c->len &&
+	       (k = recv(c->fd, c->buf + c->got, c->len - c->got, 0)) > 0)
+		c->got += (size_t)k;
+	return c->got == c->len;
+}
+
+/* Wait on ep until every client has its echo; returns how many do. */
+static int collect(int ep, struct client *cl, int n, double timeout)
+{
+	struct epoll_event ev[256];
+	double end = tu_now() + timeout;
+	int done = 0, i, k;
+
+	while (done < n && tu_now() < end) {
+		k = epoll_wait(ep, ev, 256, 100);
+		for (i = 0; i < k; i++) {
+			struct client *c = ev[i].data.ptr;
+
+			if (c->got < c->len && client_read(c)) {
+				done++;
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+			}
+		}
+	}
+	return done;
+}
+
+static void test_many(void)
+{
+	int n = fit_clients(MANY), ep, i, done, right = 0, eofs = 0;
+	ss_server *s = tu_server(&ss_tcp_server_ops, &ss_coroutine_mixin,
+				 &tu_echo_handler, NULL);
+	struct client *cl = calloc((size_t)n, sizeof *cl);
+	double t0 = tu_now();
+	pthread_t t;
+	char b;
+
+	if (n < MANY)
+		tap_diag("descriptor limit: %d clients instead of %d", n, MANY);
+	tu_serve_start(s, &t);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	for (i = 0; i < n; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.ptr = &cl[i] };
+
+		cl[i].fd = tu_connect(s);
+		cl[i].len = (size_t)snprintf(cl[i].msg, sizeof cl[i].msg, "client %d\n", i);
+		if (tu_send_all(cl[i].fd, cl[i].msg, cl[i].len) < 0)
+			tap_bail("send to the server failed: %s", strerror(errno));
+		fcntl(cl[i].fd, F_SETFL, fcntl(cl[i].fd, F_GETFL) | O_NONBLOCK);
+		epoll_ctl(ep, EPOLL_CTL_ADD, cl[i].fd, &e);
+	}
+	done = collect(ep, cl, n, 30.0);
+	for (i = 0; i < n; i++)
+		right += cl[i].got == cl[i].len && !memcmp(cl[i].buf, cl[i].msg, cl[i].len);
+	is_int(done, n, "many: every one of %d concurrent clients got its echo", n);
+	is_int(right, n, "many: each echo is the client's own message");
+	is_int(ss_server_active_count(s), n,
+	       "many: %d coroutines alive at once on one thread", n);
+	for (i = 0; i < n; i++)
+		shutdown(cl[i].fd, SHUT_WR);
+	for (i = 0; i < n; i++) {
+		fcntl(cl[i].fd, F_SETFL, fcntl(cl[i].fd, F_GETFL) & ~O_NONBLOCK);
+		eofs += tu_read_to_eof(cl[i].fd, &b, 1, TU_IO_TIMEOUT) == 0;
+		close(cl[i].fd);
+	}
+	is_int(eofs, n, "many: every connection ended with EOF after the client's");
+	ok(tu_wait_active(s, 0, TU_IO_TIMEOUT), "many: every coroutine ended");
+	tap_diag("many: %d clients in %.0f ms", n, (tu_now() - t0) * 1000);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+	close(ep);
+	free(cl);
+}
+
+/* ------------------------------------------------------------------ */
+/* handle_error, recorded                                              */
+/* ------------------------------------------------------------------ */
+
+static struct {
+	pthread_mutex_t mu;
+	int calls, err;
+	char msg[SS_ERRMSG_MAX];
+} rec = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void record_error(ss_server *s, ss_request *r, int err)
+{
+	pthread_mutex_lock(&rec.mu);
+	rec.calls++;
+	rec.err = err;
+	snprintf(rec.msg, sizeof rec.msg, "%s", r ? r->errmsg : s->errmsg);
+	pthread_mutex_unlock(&rec.mu);
+}
+
+static int rec_calls(void)
+{
+	int n;
+
+	pthread_mutex_lock(&rec.mu);
+	n = rec.calls;
+	pthread_mutex_unlock(&rec.mu);
+	return n;
+}
+
+static bool one_error(void *arg)
+{
+	return rec_calls() >= 1;
+}
+
+static void rec_reset(void)
+{
+	pthread_mutex_lock(&rec.mu);
+	rec.calls = rec.err = 0;
+	rec.msg[0] = '\0';
+	pthread_mutex_unlock(&rec.mu);
+}
+
+/* A tcp server of model m whose handle_error records. */
+static ss_server *recording_server(const ss_mixin *m, const ss_handler *h)
+{
+	static ss_server_ops ops;
+
+	ops = ss_tcp_server_ops;
+	ops.handle_error = record_error;
+	rec_reset();
+	return server(&ops, m, h);
+}
+
+/* ------------------------------------------------------------------ */
+/* A sleeping handler does not stall the others                        */
+/* ------------------------------------------------------------------ */
+
+#define SLEEP 0.3
+#define OTHERS 50
+
+/* "S" sleeps SLEEP seconds in ss_sleep, then answers "slept"; anything
+ * else is echoed. */
+static int sleep_or_echo(ss_request *r)
+{
+	char buf[256];
+	ssize_t n = ss_read_some(r, buf, sizeof buf);
+	int rc;
+
+	if (n > 0 && buf[0] == 'S') {
+		if ((rc = ss_sleep(SLEEP)) < 0)
+			return rc;
+		n = ss_write_all(r, "slept", 5);
+		return n < 0 ? (int)n : 0;
+	}
+	while (n > 0) {
+		if ((n = ss_write_all(r, buf, (size_t)n)) < 0)
+			break;
+		n = ss_read_some(r, buf, sizeof buf);
+	}
+	return n < 0 ? (int)n : 0;
+}
+
+static void test_sleeper(const ss_mixin *m)
+{
+	static const ss_handler h = { .handle = sleep_or_echo };
+	ss_server *s = server(&ss_tcp_server_ops, m, &h);
+	int fd, i, served = 0;
+	double t0, others, slept;
+	char out[16];
+	ssize_t n;
+	pthread_t t;
+
+	tu_serve_start(s, &t);
+	fd = tu_connect(s);
+	tu_send_all(fd, "S", 1);
+	tu_wait_active(s, 1, TU_IO_TIMEOUT);
+	t0 = tu_now();
+	for (i = 0; i < OTHERS; i++)
+		served += tu_roundtrip(s, "ping", 4, out, sizeof out) == 4;
+	others = tu_now() - t0;
+	is_int(served, OTHERS, "%s sleeper: %d other clients served", m->name, OTHERS);
+	ok(tu_wait_readable(fd, 0) == -ETIMEDOUT,
+	   "%s sleeper: they finished before the sleeper woke (%.0f ms)", m->name,
+	   others * 1000);
+	ok(others < SLEEP, "%s sleeper: the others took %.0f ms (< %.0f)", m->name,
+	   others * 1000, SLEEP * 1000);
+	n = tu_read_to_eof(fd, out, sizeof out, TU_IO_TIMEOUT);
+	slept = tu_now() - t0;
+	ok(n == 5 && !memcmp(out, "slept", 5), "%s sleeper: answered after its sleep",
+	   m->name);
+	ok(slept >= SLEEP - 0.05, "%s sleeper: slept %.0f ms", m->name, slept * 1000);
+	close(fd);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* The handler's timeout inside coroutines; a failing handler          */
+/* ------------------------------------------------------------------ */
+
+static void test_timeout(const ss_mixin *m)
+{
+	static const ss_handler h = { .handle = tu_echo, .timeout = 0.2 };
+	ss_server *s = recording_server(m, &h);
+	double t0, took;
+	pthread_t t;
+	char b;
+	int fd;
+
+	tu_serve_start(s, &t);
+	t0 = tu_now();
+	fd = tu_connect(s);
+	ok(tu_wait_until(one_error, NULL, TU_IO_TIMEOUT), "%s timeout: handle_error called",
+	   m->name);
+	took = tu_now() - t0;
+	ok(took >= 0.15 && took < 2.0, "%s timeout: after %.0f ms (0.2 s asked)", m->name,
+	   took * 1000);
+	is_int(rec.err, -ETIMEDOUT, "%s timeout: the error is -ETIMEDOUT", m->name);
+	ok(strstr(rec.msg, "timed out") != NULL, "%s timeout: the message names it: '%s'",
+	   m->name, rec.msg);
+	ok(tu_read_to_eof(fd, &b, 1, TU_IO_TIMEOUT) == 0, "%s timeout: client sees EOF",
+	   m->name);
+	close(fd);
+	tu_wait_active(s, 0, TU_IO_TIMEOUT);
+	is_int(rec_calls(), 1, "%s timeout: handle_error called once", m->name);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+}
+
+static int failing(ss_request *r)
+{
+	char buf[16];
+
+	if (ss_read_some(r, buf, sizeof buf) < 0)
+		return -EIO;
+	return ss_request_error(r, -EPROTO, "bad command");
+}
+
+static void test_failure(const ss_mixin *m)
+{
+	static const ss_handler h = { .handle = failing };
+	ss_server *s = recording_server(m, &h);
+	char out[16];
+	pthread_t t;
+
+	tu_serve_start(s, &t);
+	is_int(tu_roundtrip(s, "x", 1, out, sizeof out), 0,
+	       "%s failure: the client sees the connection closed", m->name);
+	tu_wait_until(one_error, NULL, TU_IO_TIMEOUT);
+	tu_wait_active(s, 0, TU_IO_TIMEOUT);
+	is_int(rec_calls(), 1, "%s failure: handle_error called once", m->name);
+	is_int(rec.err, -EPROTO, "%s failure: with the handler's error", m->name);
+	is_str(rec.msg, "bad command", "%s failure: and its message", m->name);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Close with idle clients                                             */
+/* ------------------------------------------------------------------ */
+
+#define IDLE 3
+
+static void test_close_grace(const ss_mixin *m)
+{
+	ss_server *s = server(&ss_tcp_server_ops, m, &tu_echo_handler);
+	int fd[IDLE], i, seen = 0;
+	double t0, ms;
+	pthread_t t;
+	char b;
+
+	tu_serve_start(s, &t);
+	for (i = 0; i < IDLE; i++)
+		fd[i] = tu_connect(s);
+	ok(tu_wait_active(s, IDLE, TU_IO_TIMEOUT), "%s close: %d idle clients in flight",
+	   m->name, IDLE);
+	tu_serve_stop(s, &t);
+	t0 = tu_now();
+	ss_server_close_within(s, 0.5);
+	ms = (tu_now() - t0) * 1000;
+	ok(ms < 3000, "%s close: close_within(0.5) returned in %.0f ms (< 3000)", m->name, ms);
+	ok(ms >= 400, "%s close: the requests had their grace", m->name);
+	for (i = 0; i < IDLE; i++) {
+		ssize_t n = tu_read_to_eof(fd[i], &b, 1, TU_IO_TIMEOUT);
+
+		seen += n == 0 || n == -ECONNRESET;
+		close(fd[i]);
+	}
+	is_int(seen, IDLE, "%s close: every idle client saw EOF or a reset", m->name);
+	is_int(ss_server_active_count(s), 0, "%s close: active_count 0", m->name);
+	ss_server_free(s);
+	ok(tu_no_children(), "%s close: no child left", m->name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stack overflow                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Recursion that no compiler turns into a loop: 1 KiB a frame. */
+static int deep(volatile char *up, int n)
+{
+	volatile char frame[1024];
+
+	frame[0] = (char)n;
+	frame[1] = up ? up[0] : 0;
+	return n > 0 ? deep(frame, n - 1) + frame[1] : 0;
+}
+
+static int overflow(ss_request *r)
+{
+	return deep(NULL, 1 << 20) == 42 ? -EIO : 0;
+}
+
+/* In a child (single-threaded, before any test thread exists): a
+ * coroutine that overflows its stack must die on the guard page. */
+static void test_overflow(void)
+{
+	static const ss_handler h = { .handle = overflow };
+	int status, null;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		tap_bail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		ss_server *s = ss_coroutine_tcp_server_new("127.0.0.1:0", &h, NULL);
+
+		alarm(20);
+		null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		if (!s || tu_connect_try(s) < 0)
+			_exit(3);
+		ss_server_handle_request(s, 5.0);
+		_exit(0);	/* survived: the overflow went unnoticed */
+	}
+	waitpid(pid, &status, 0);
+	if (SANITIZED)
+		ok(!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
+		   !(WIFEXITED(status) && WEXITSTATUS(status) == 3),
+		   "overflow: the sanitizer caught the stack overflow (status %#x)", status);
+	else
+		ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+		   "overflow: the coroutine died of SIGSEGV on its guard page (status %#x)",
+		   status);
+}
+
+int main(void)
+{
+	static const ss_server_ops *const kinds[] = {
+		&ss_tcp_server_ops, &ss_udp_server_ops, &ss_unix_stream_server_ops,
+	};
+	size_t k, m;
+
+	tu_init();
+	test_overflow();
+	for (m = 0; m < NMODELS; m++)
+		for (k = 0; k < 3; k++)
+			test_matrix(kinds[k], models[m]);
+	test_many();
+	for (m = 0; m < 2; m++) {
+		test_sleeper(models[m]);
+		test_timeout(models[m]);
+		test_failure(models[m]);
+	}
+	for (m = 0; m < NMODELS; m++)
+		test_close_grace(models[m]);
+	return tap_done();
+}

@@ -1,0 +1,423 @@
+/*
+ * t_prefork.c - the prefork model.  serve_forever runs in a thread of
+ * this process, so the workers are its children: the tests find them by
+ * scanning /proc for processes whose parent is this one.  The echo matrix
+ * over tcp, udp and unix_stream with 2 workers; a worker killed with
+ * SIGKILL is respawned and the server keeps serving; max_requests 3
+ * recycles the worker (its pid, which the handler sends back, changes);
+ * a crashing handler takes down only its worker; ss_server_shutdown from
+ * a handler stops the whole server; a failing fork is reported and
+ * retried; min_spare starts a worker when the idle one gets busy; close
+ * with an idle client ends within the grace period and reaps every
+ * worker; a child this program forked itself is never reaped by the
+ * server.
+ */
+#include "tap.h"
+#include "testutil.h"
+#include "faultutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAXW 16
+
+/* What the parent's handle_error saw (it runs in this process). */
+static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
+static int err_count;
+static char err_last[SS_ERRMSG_MAX];
+
+static void count_error(ss_server *s, ss_request *r, int err)
+{
+	if (r)
+		return;	/* a request's error, in a worker */
+	pthread_mutex_lock(&err_mu);
+	err_count++;
+	snprintf(err_last, sizeof(err_last), "%s", s->errmsg);
+	pthread_mutex_unlock(&err_mu);
+}
+
+static int errors(char *last, size_t len)
+{
+	int n;
+
+	pthread_mutex_lock(&err_mu);
+	n = err_count;
+	if (last)
+		snprintf(last, len, "%s", err_last);
+	err_count = 0;
+	err_last[0] = '\0';
+	pthread_mutex_unlock(&err_mu);
+	return n;
+}
+
+static bool has_errors(void *arg)
+{
+	bool any;
+
+	pthread_mutex_lock(&err_mu);
+	any = err_count > 0;
+	pthread_mutex_unlock(&err_mu);
+	return any;
+}
+
+static ss_server_ops ops[4];
+
+/* A kind's ops with the counting handle_error. */
+static const ss_server_ops *counted(int i, const ss_server_ops *base)
+{
+	ops[i] = *base;
+	ops[i].handle_error = count_error;
+	return &ops[i];
+}
+
+/* --- this process's live children, from /proc --- */
+
+/* Fill pids (at most max) with the live (not zombie) children of this
+ * process.  Returns how many. */
+static int children(pid_t *pids, int max)
+{
+	char path[300], buf[512], *p, state;
+	struct dirent *e;
+	int n = 0, ppid;
+	DIR *d = opendir("/proc");
+	FILE *f;
+
+	if (!d)
+		tap_bail("opendir /proc: %s", strerror(errno));
+	while ((e = readdir(d)) && n < max) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+		fclose(f);
+		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 &&
+		    ppid == getpid() && state != 'Z')
+			pids[n++] = atoi(e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+static bool children_are(void *arg)
+{
+	pid_t pids[MAXW];
+
+	return children(pids, MAXW) == *(int *)arg;
+}
+
+static bool wait_children(int n)
+{
+	return tu_wait_until(children_are, &n, TU_IO_TIMEOUT);
+}
+
+/* --- handlers --- */
+
+/* Read the request to EOF; "crash" kills the worker, "exit" ends it,
+ * "stop" calls shutdown; otherwise reply with the worker's pid. */
+static int pid_handle(ss_request *r)
+{
+	char buf[64], out[32];
+	struct rlimit no_core = { 0, 0 };
+	ssize_t n = ss_read_exact(r, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	if (!strcmp(buf, "crash")) {
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(SIGSEGV, SIG_DFL);	/* past any sanitizer's handler */
+		raise(SIGSEGV);
+	}
+	if (!strcmp(buf, "exit"))
+		_exit(3);
+	if (!strcmp(buf, "stop"))
+		ss_server_shutdown(r->server);
+	snprintf(out, sizeof(out), "%d", (int)getpid());
+	return (int)ss_write_all(r, out, strlen(out)) < 0 ? -EIO : 0;
+}
+
+static const ss_handler pid_handler = { .handle = pid_handle };
+
+/* Send msg, return the pid the worker answered with (0: no answer). */
+static pid_t ask(ss_server *s, const char *msg)
+{
+	char out[32];
+	ssize_t n = tu_roundtrip(s, msg, strlen(msg), out, sizeof(out) - 1);
+
+	if (n <= 0)
+		return 0;
+	out[n] = '\0';
+	return (pid_t)atoi(out);
+}
+
+static ss_server *server(int i, const ss_server_ops *kind, const ss_handler *h,
+			 int workers, pthread_t *t)
+{
+	ss_server *s = tu_server(counted(i, kind), &ss_prefork_mixin, h, NULL);
+
+	s->workers = workers;
+	tu_serve_start_interval(s, t, 0.05);
+	return s;
+}
+
+static void stop(ss_server *s, pthread_t *t)
+{
+	tu_serve_stop(s, t);
+	ss_server_close(s);
+	ss_server_free(s);
+}
+
+/* --- the echo matrix --- */
+
+static void test_echo(const ss_server_ops *kind)
+{
+	pthread_t t;
+	ss_server *s = server(0, kind, &tu_echo_handler, 2, &t);
+	int i, good = 0;
+	char msg[32], out[64];
+	ssize_t n;
+
+	ok(wait_children(2), "prefork %s: 2 workers started", kind->name);
+	for (i = 0; i < 40; i++) {
+		snprintf(msg, sizeof(msg), "%s %d", kind->name, i);
+		n = tu_roundtrip(s, msg, strlen(msg), out, sizeof(out));
+		good += n == (ssize_t)strlen(msg) && !memcmp(out, msg, (size_t)n);
+	}
+	is_int(good, 40, "prefork %s: 40 sequential round trips", kind->name);
+	stop(s, &t);
+	ok(tu_no_children(), "prefork %s: every worker reaped", kind->name);
+	is_int(errors(NULL, 0), 0, "prefork %s: no errors", kind->name);
+}
+
+/* --- respawn, recycling, crashes --- */
+
+static bool replaced(void *arg)
+{
+	pid_t pids[MAXW], dead = *(pid_t *)arg;
+	int n = children(pids, MAXW), i;
+
+	for (i = 0; i < n; i++)
+		if (pids[i] == dead)
+			return false;
+	return n == 2;
+}
+
+static void test_kill(void)
+{
+	pthread_t t;
+	ss_server *s = server(0, &ss_tcp_server_ops, &pid_handler, 2, &t);
+	pid_t pids[MAXW], victim;
+	char last[SS_ERRMSG_MAX];
+
+	ok(wait_children(2), "kill: 2 workers started");
+	children(pids, MAXW);
+	victim = pids[0];
+	kill(victim, SIGKILL);
+	ok(tu_wait_until(replaced, &victim, TU_IO_TIMEOUT),
+	   "kill -9 of worker %d: the parent started another (2 workers)", (int)victim);
+	ok(ask(s, "hello") > 0, "kill: still serving");
+	ok(tu_wait_until(has_errors, NULL, TU_IO_TIMEOUT) &&
+	   errors(last, sizeof(last)) == 1 && strstr(last, "signal 9"),
+	   "kill: reported once: '%s'", last);
+	stop(s, &t);
+	ok(tu_no_children(), "kill: every worker reaped");
+}
+
+static void test_max_requests(void)
+{
+	pthread_t t;
+	ss_server *s = tu_server(counted(0, &ss_tcp_server_ops), &ss_prefork_mixin,
+				 &pid_handler, NULL);
+	pid_t pid, last = 0;
+	int i, changes = 0, answered = 0;
+
+	s->workers = 1;
+	s->max_requests = 3;
+	tu_serve_start_interval(s, &t, 0.05);
+	for (i = 0; i < 10; i++) {
+		pid = ask(s, "pid");
+		answered += pid > 0;
+		changes += last && pid != last;
+		last = pid;
+	}
+	is_int(answered, 10, "max_requests 3: all 10 requests answered");
+	ok(changes >= 3, "max_requests 3: the worker changed %d times in 10 requests",
+	   changes);
+	is_int(errors(NULL, 0), 0, "max_requests: retiring is not an error");
+	stop(s, &t);
+	ok(tu_no_children(), "max_requests: every worker reaped");
+}
+
+static void test_crash(const char *how, const char *want)
+{
+	pthread_t t;
+	ss_server *s = server(0, &ss_tcp_server_ops, &pid_handler, 2, &t);
+	char last[SS_ERRMSG_MAX];
+	pid_t before[MAXW], after[MAXW];
+	int i, n, kept = 0;
+
+	ok(wait_children(2), "%s: 2 workers", how);
+	children(before, MAXW);
+	ok(ask(s, how) == 0, "%s: the crashing request gets no answer", how);
+	ok(tu_wait_until(has_errors, NULL, TU_IO_TIMEOUT) &&
+	   errors(last, sizeof(last)) == 1 && strstr(last, want),
+	   "%s: the parent reported it: '%s'", how, last);
+	ok(wait_children(2), "%s: 2 workers again", how);
+	n = children(after, MAXW);
+	for (i = 0; i < n; i++)
+		kept += after[i] == before[0] || after[i] == before[1];
+	is_int(kept, 1, "%s: only its worker was taken down", how);
+	ok(ask(s, "next") > 0, "%s: the next client is served", how);
+	stop(s, &t);
+	ok(tu_no_children(), "%s: every worker reaped", how);
+}
+
+/* A handler calling ss_server_shutdown stops the whole server. */
+static void test_handler_shutdown(void)
+{
+	pthread_t t;
+	ss_server *s = server(0, &ss_tcp_server_ops, &pid_handler, 2, &t);
+	void *ret;
+
+	ok(ask(s, "stop") > 0, "handler shutdown: the request is answered");
+	ok(tu_join_within(t, TU_IO_TIMEOUT, &ret), "handler shutdown: serve_forever returned");
+	ss_server_close(s);
+	ss_server_free(s);
+	ok(tu_no_children(), "handler shutdown: every worker reaped");
+}
+
+static void test_fork_failure(void)
+{
+	pthread_t t;
+	ss_server *s;
+	char last[SS_ERRMSG_MAX];
+
+	fu_install();
+	fu_fail_next(FU_FORK, -1, EAGAIN);
+	s = server(0, &ss_tcp_server_ops, &pid_handler, 2, &t);
+	ok(tu_wait_until(has_errors, NULL, TU_IO_TIMEOUT), "fork fails: reported");
+	is_int(errors(last, sizeof(last)), 1, "fork fails: once per episode");
+	ok(strstr(last, "prefork: fork worker: Resource temporarily unavailable") != NULL,
+	   "fork fails: message '%s'", last);
+	fu_fail_next(FU_FORK, 0, 0);
+	ok(wait_children(2), "fork works again: 2 workers");
+	ok(ask(s, "hello") > 0, "fork works again: served");
+	stop(s, &t);
+	fu_reset();
+}
+
+/* min_spare 1: one idle worker at start; when it gets a client another
+ * starts. */
+static void test_spare(void)
+{
+	pthread_t t;
+	ss_server *s = tu_server(counted(0, &ss_tcp_server_ops), &ss_prefork_mixin,
+				 &tu_echo_handler, NULL);
+	int fd;
+
+	s->workers = 4;
+	s->min_spare = 1;
+	s->max_spare = 2;
+	tu_serve_start_interval(s, &t, 0.05);
+	ok(wait_children(1), "min_spare 1: one worker at start");
+	fd = tu_connect(s);
+	ok(tu_wait_active(s, 1, TU_IO_TIMEOUT), "min_spare: the worker is busy");
+	ok(wait_children(2), "min_spare: a second worker started");
+	close(fd);
+	stop(s, &t);
+	ok(tu_no_children(), "min_spare: every worker reaped");
+}
+
+/* --- stopping --- */
+
+static void test_idle_close(void)
+{
+	pthread_t t;
+	ss_server *s = server(0, &ss_tcp_server_ops, &tu_echo_handler, 2, &t);
+	char buf[16];
+	double t0, ms;
+	ssize_t n;
+	int fd;
+
+	ok(wait_children(2), "idle: 2 workers");
+	fd = tu_connect(s);
+	ok(tu_wait_active(s, 1, TU_IO_TIMEOUT), "idle: one request in flight");
+	tu_serve_stop(s, &t);
+	t0 = tu_now();
+	ss_server_close_within(s, 0.5);
+	ms = (tu_now() - t0) * 1000;
+	tap_diag("prefork: close_within(0.5) with an idle client took %.1f ms", ms);
+	ok(ms < 3000, "idle: close_within(0.5) returned in %.0f ms", ms);
+	n = tu_read_to_eof(fd, buf, sizeof(buf), TU_IO_TIMEOUT);
+	ok(n == 0 || n == -ECONNRESET, "idle: the client saw EOF or a reset (%zd)", n);
+	close(fd);
+	ok(tu_no_children(), "idle: every worker reaped");
+	is_int(ss_server_active_count(s), 0, "idle: active_count 0");
+	ss_server_free(s);
+}
+
+static int exit_status_of(pid_t pid)
+{
+	int st = 0;
+	pid_t r;
+
+	do
+		r = waitpid(pid, &st, 0);
+	while (r < 0 && errno == EINTR);
+	if (r != pid)
+		return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+}
+
+static void test_foreign_child(void)
+{
+	pthread_t t;
+	ss_server *s = server(0, &ss_tcp_server_ops, &pid_handler, 2, &t);
+	pid_t mine;
+	int good = 0, i;
+
+	mine = fork();
+	if (mine < 0)
+		tap_bail("fork: %s", strerror(errno));
+	if (mine == 0)
+		_exit(42);
+	for (i = 0; i < 5; i++)
+		good += ask(s, "hi") > 0;
+	is_int(good, 5, "foreign child: requests served");
+	stop(s, &t);
+	is_int(exit_status_of(mine), 42, "foreign child: still ours to reap, status 42");
+	ok(tu_no_children(), "foreign child: no children left");
+}
+
+int main(void)
+{
+	double t0 = tu_now();
+
+	tu_init();
+	test_echo(&ss_tcp_server_ops);
+	test_echo(&ss_udp_server_ops);
+	test_echo(&ss_unix_stream_server_ops);
+	test_kill();
+	test_max_requests();
+	test_crash("crash", "signal 11");
+	test_crash("exit", "status 3");
+	test_handler_shutdown();
+	test_fork_failure();
+	test_spare();
+	test_idle_close();
+	test_foreign_child();
+	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);
+	return tap_done();
+}
