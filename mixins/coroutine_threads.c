@@ -97,7 +97,8 @@ static void listen_on(struct worker *w, bool on)
 	ss_server *s = w->pool->server;
 
 	if (on && !w->listening && s->fd >= 0)
-		w->listening = ss_selector_register(w->q.sel, s->fd, SS_EVENT_READ,
+		w->listening = ss_selector_register(w->q.sel, s->fd,
+						     SS_EVENT_READ | SS_EVENT_EXCLUSIVE,
 						     &listen_marker) == 0;
 	else if (!on && w->listening) {
 		ss_selector_unregister(w->q.sel, s->fd);

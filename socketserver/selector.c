@@ -129,29 +129,41 @@ size_t ss_selector_count(const ss_selector *sel)
 	return (size_t)sel->ndense;
 }
 
+#define ALL_EVENTS (SS_EVENT_READ | SS_EVENT_WRITE | SS_EVENT_EXCLUSIVE)
+#define IO_EVENTS (SS_EVENT_READ | SS_EVENT_WRITE)
+
 static uint32_t epoll_mask(int events)
 {
 	return (events & SS_EVENT_READ ? EPOLLIN : 0) |
-	       (events & SS_EVENT_WRITE ? EPOLLOUT : 0);
+	       (events & SS_EVENT_WRITE ? EPOLLOUT : 0) |
+	       (events & SS_EVENT_EXCLUSIVE ? EPOLLEXCLUSIVE : 0);
 }
 
-/* Tell epoll about a change of fd's events from old to new. */
+/* Tell epoll about a change of fd's events from old to new (a paused fd,
+ * with no I/O events, is not in epoll).  An exclusive registration cannot
+ * be modified, only removed and added again. */
 static int epoll_sync(ss_selector *sel, int fd, int old, int new)
 {
 	struct epoll_event ev = { .events = epoll_mask(new), .data.fd = fd };
-	int op;
+	bool had = old & IO_EVENTS, has = new & IO_EVENTS;
 
 	if (sel->backend != EPOLL || old == new)
 		return 0;
-	op = !old ? EPOLL_CTL_ADD : !new ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-	return epoll_ctl(sel->epfd, op, fd, &ev) < 0 ? -errno : 0;
+	if (had && (!has || ((old | new) & SS_EVENT_EXCLUSIVE))) {
+		if (epoll_ctl(sel->epfd, EPOLL_CTL_DEL, fd, &ev) < 0)
+			return -errno;
+		had = false;
+	}
+	if (has && epoll_ctl(sel->epfd, had ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
 }
 
 int ss_selector_register(ss_selector *sel, int fd, int events, void *data)
 {
 	int rc;
 
-	if (fd < 0 || !events || (events & ~(SS_EVENT_READ | SS_EVENT_WRITE)))
+	if (fd < 0 || !(events & IO_EVENTS) || (events & ~ALL_EVENTS))
 		return -EINVAL;
 	if (sel->backend == SELECT && fd >= FD_SETSIZE)
 		return -EINVAL;
@@ -173,7 +185,7 @@ int ss_selector_modify(ss_selector *sel, int fd, int events, void *data)
 
 	if (!s)
 		return -ENOENT;
-	if (events & ~(SS_EVENT_READ | SS_EVENT_WRITE))
+	if (events & ~ALL_EVENTS)
 		return -EINVAL;
 	if ((rc = epoll_sync(sel, fd, s->events, events)) < 0)
 		return rc;
@@ -203,7 +215,7 @@ static void emit(const ss_selector *sel, ss_selector_event *out, int fd, int rea
 	const struct slot *s = &sel->slots[fd];
 
 	out->fd = fd;
-	out->events = ready & s->events;
+	out->events = ready & s->events & IO_EVENTS;
 	out->data = s->data;
 }
 

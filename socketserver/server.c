@@ -322,6 +322,13 @@ static int make_selector(ss_server *s)
 	return 0;
 }
 
+/* A worker process (prefork) shares the listener with its siblings: only
+ * one of them is woken per connection. */
+static int listen_events(const ss_server *s)
+{
+	return SS_EVENT_READ | (s->is_child ? SS_EVENT_EXCLUSIVE : 0);
+}
+
 /* The selector with the listener on it, ready for the loop. */
 struct ss_selector *ss_server_selector(ss_server *s)
 {
@@ -330,7 +337,7 @@ struct ss_selector *ss_server_selector(ss_server *s)
 	if (make_selector(s) < 0)
 		return NULL;
 	if (s->fd >= 0 && s->backoff_until == 0) {
-		rc = ss_selector_register(s->sel, s->fd, SS_EVENT_READ, &listen_marker);
+		rc = ss_selector_register(s->sel, s->fd, listen_events(s), &listen_marker);
 		if (rc < 0 && rc != -EEXIST) {
 			ss__set_errno_msg(s->errmsg, rc, "selector %s",
 					  ss_selector_backend(s->sel));
@@ -343,7 +350,7 @@ struct ss_selector *ss_server_selector(ss_server *s)
 /* Pause or resume watching the listener (EMFILE back-off). */
 static void watch_listener(ss_server *s, bool on)
 {
-	ss_selector_modify(s->sel, s->fd, on ? SS_EVENT_READ : 0, &listen_marker);
+	ss_selector_modify(s->sel, s->fd, on ? listen_events(s) : 0, &listen_marker);
 }
 
 /* How long the loop may wait: the caller's bound, the end of an accept
@@ -542,7 +549,7 @@ int ss_base_process_request(ss_server *s, ss_request *r)
 {
 	int rc;
 
-	r->on_loop = !s->is_child;
+	r->on_loop = true;	/* inline on the loop (sync, a prefork worker) */
 	rc = ss_server_run_request(s, r);
 
 	ss_request_free(r);

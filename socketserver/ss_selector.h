@@ -22,6 +22,11 @@ extern "C" {
 
 #define SS_EVENT_READ  0x1
 #define SS_EVENT_WRITE 0x2
+/* With READ: wake only one of the selectors (in threads or processes)
+ * watching the same listening socket, not all (EPOLLEXCLUSIVE; other
+ * backends ignore it).  Avoids the thundering herd when workers accept on
+ * one socket. */
+#define SS_EVENT_EXCLUSIVE 0x4
 
 typedef struct ss_selector ss_selector;
 

@@ -82,7 +82,10 @@ int ss_tls_config_reload(ss_tls_config *c, ss_error *err);
  * certificates they started with.  NULL is fine. */
 void ss_tls_config_free(ss_tls_config *c);
 
-/* Serve TLS on a stream server (TCP or unix stream), any model.  The
+/* Serve TLS on a stream server (TCP or unix stream), any model.  TLS
+ * connections over TCP get TCP_NODELAY whatever handler->nodelay says:
+ * the output is already whole TLS records, and under Nagle the first
+ * small reply would wait 40 ms behind the TLS 1.3 session tickets.  The
  * server does not own c: c must outlive it (ss_server_free the server,
  * then ss_tls_config_free c).  One config may serve several servers.
  * -EINVAL for NULL arguments; -EPROTONOSUPPORT for datagram servers

@@ -99,6 +99,36 @@ static void test_backend(const char *name)
 	ss_selector_free(sel);
 }
 
+/* An exclusive registration (a listener shared by workers) can be paused
+ * and resumed and still reports readiness, on every backend. */
+static void test_exclusive(const char *name)
+{
+	ss_selector_event ev[4];
+	ss_selector *sel;
+	ss_error err;
+	int p[2], n;
+
+	sel = ss_selector_new(name, &err);
+	if (!sel || pipe2(p, O_CLOEXEC) < 0)
+		tap_bail("selector %s / pipe", name);
+	is_int(ss_selector_register(sel, p[0], SS_EVENT_READ | SS_EVENT_EXCLUSIVE, NULL), 0,
+	       "%s: exclusive registration", name);
+	is_int(ss_selector_register(sel, p[1], SS_EVENT_EXCLUSIVE, NULL), -EINVAL,
+	       "%s: exclusive alone is -EINVAL", name);
+	if (write(p[1], "x", 1) != 1)
+		tap_bail("write");
+	is_int(ss_selector_modify(sel, p[0], 0, NULL), 0, "%s: pause it", name);
+	is_int(ss_selector_select(sel, ev, 4, 0), 0, "%s: paused: not reported", name);
+	is_int(ss_selector_modify(sel, p[0], SS_EVENT_READ | SS_EVENT_EXCLUSIVE, NULL), 0,
+	       "%s: resume it", name);
+	n = ss_selector_select(sel, ev, 4, 1.0);
+	ok(n == 1 && ev[0].fd == p[0] && ev[0].events == SS_EVENT_READ,
+	   "%s: resumed: readable, reported as READ only (n=%d)", name, n);
+	ss_selector_free(sel);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* The server loop on each backend: an echo through serve_forever. */
 static void test_loop(const char *name)
 {
@@ -139,6 +169,8 @@ int main(void)
 		       "select refuses fds >= FD_SETSIZE");
 		ss_selector_free(sel);
 	}
+	for (i = 0; i < sizeof backends / sizeof backends[0]; i++)
+		test_exclusive(backends[i]);
 	for (i = 0; i < sizeof backends / sizeof backends[0]; i++)
 		test_loop(backends[i]);
 	return tap_done();
