@@ -41,6 +41,9 @@ void echo_print_models(FILE *f, const char *sep);
  * false if text is not one. */
 bool echo_parse_seconds(const char *text, double *out);
 
+/* Parse a worker count (1..4096, as -w takes); -1 if text is not one. */
+int echo_parse_count(const char *text);
+
 /* Print "prog: <err->msg>" on stderr; returns the exit status 2. */
 int echo_fail(const ss_error *err);
 
