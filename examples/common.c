@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,20 +20,22 @@
 /* ------------------------------------------------------------------ */
 
 /*
- * Read what is there and write it back until EOF.  For a datagram the
- * first read returns the whole datagram, the second 0; the writes form the
- * reply, which the library sends when the request ends.  On a stream the
- * writer's buffer goes out before the next read waits, so an interactive
- * client sees each line come back at once.  Returns 0 at EOF or a
- * negative errno.
+ * Write back whatever comes until EOF.  ss_read_view hands out the input
+ * where the library already holds it, so the handler keeps no buffer of
+ * its own: under the coroutine model an idle connection's stack stays one
+ * page.  For a datagram the first read returns the whole datagram, the
+ * second 0; the writes form the reply, which the library sends when the
+ * request ends.  On a stream the writer's buffer goes out before the next
+ * read waits, so an interactive client sees each line come back at once.
+ * Returns 0 at EOF or a negative errno.
  */
 static int echo_handle(ss_request *r)
 {
-	unsigned char buf[16 * 1024];	/* small: coroutine stacks are too */
+	const void *data;
 	ssize_t n, w;
 
-	while ((n = ss_read_some(r, buf, sizeof buf)) > 0) {
-		w = ss_write_all(r, buf, (size_t)n);
+	while ((n = ss_read_view(r, &data, SIZE_MAX)) > 0) {
+		w = ss_write_all(r, data, (size_t)n);
 		if (w < 0)
 			return (int)w;
 	}
@@ -64,7 +67,7 @@ static void usage(FILE *f, const char *default_address)
 
 	fprintf(f, "usage: %s [-m ", prog);
 	print_models(f, "|");
-	fprintf(f, "] [-w N] [-g GRACE_SECONDS] [ADDRESS]\n"
+	fprintf(f, "] [-w N] [-s STACK] [-g GRACE_SECONDS] [ADDRESS]\n"
 		"Echo back every byte of each connection, or each datagram to its\n"
 		"sender.\n"
 		"  -m MODEL  how requests run: ");
@@ -72,6 +75,9 @@ static void usage(FILE *f, const char *default_address)
 	fprintf(f, " (default threading)\n"
 		"  -w N      threads or processes for the models that keep a fixed\n"
 		"            number of workers (default: the model's own)\n"
+		"  -s STACK  stack size of each thread or coroutine, in bytes or\n"
+		"            with a k or m suffix, 16k to 64m (default: the\n"
+		"            library's, 256k for threads, 128k for coroutines)\n"
 		"  -g SECS   on SIGINT/SIGTERM, requests in flight get SECS seconds,\n"
 		"            then are cut (default 3; < 0 waits for them all)\n"
 		"  -h        print this help and exit\n"
@@ -107,6 +113,30 @@ static bool parse_seconds(const char *text, double *out)
 	return errno == 0 && end != text && *end == '\0' && isfinite(*out);
 }
 
+/* Parse a stack size: bytes, or a number with a k or m suffix, from 16 KiB
+ * to 64 MiB.  0 if it is not one. */
+static size_t parse_size(const char *text)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*text < '0' || *text > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text)
+		return 0;
+	if ((*end == 'k' || *end == 'K') && end[1] == '\0')
+		v = v > UINT64_MAX / 1024 ? 0 : v * 1024;
+	else if ((*end == 'm' || *end == 'M') && end[1] == '\0')
+		v = v > UINT64_MAX / 1048576 ? 0 : v * 1048576;
+	else if (*end != '\0')
+		return 0;
+	if (v < 16 * 1024 || v > 64 * 1048576)
+		return 0;
+	return (size_t)v;
+}
+
 /* Parse a worker count 1..4096; -1 if it is not one. */
 static int parse_count(const char *text)
 {
@@ -129,7 +159,8 @@ void echo_parse_args(int argc, char **argv, const char *default_address,
 	opt->address = default_address;
 	opt->grace = 3.0;
 	opt->workers = 0;
-	while ((c = getopt(argc, argv, ":m:g:w:h")) != -1) {
+	opt->stack_size = 0;
+	while ((c = getopt(argc, argv, ":m:g:w:s:h")) != -1) {
 		switch (c) {
 		case 'm':
 			opt->mixin = ss_mixin_by_name(optarg);
@@ -146,6 +177,12 @@ void echo_parse_args(int argc, char **argv, const char *default_address,
 			if (opt->workers < 1)
 				bad_usage(default_address,
 					  "bad worker count '%s' (1 to 4096)", optarg);
+			break;
+		case 's':
+			opt->stack_size = parse_size(optarg);
+			if (!opt->stack_size)
+				bad_usage(default_address,
+					  "bad stack size '%s' (16k to 64m)", optarg);
 			break;
 		case 'h':
 			usage(stdout, default_address);
@@ -176,6 +213,21 @@ bool echo_parse_seconds(const char *text, double *out)
 int echo_parse_count(const char *text)
 {
 	return parse_count(text);
+}
+
+size_t echo_parse_size(const char *text)
+{
+	return parse_size(text);
+}
+
+void echo_apply_opts(ss_server *server, const struct echo_opts *opt)
+{
+	server->close_grace = opt->grace;	/* requests in flight at stop */
+	server->workers = opt->workers;
+	if (opt->stack_size) {
+		server->thread_stack_size = opt->stack_size;
+		server->coroutine_stack_size = opt->stack_size;
+	}
 }
 
 int echo_fail(const ss_error *err)
@@ -236,8 +288,7 @@ int echo_main(int argc, char **argv, const ss_server_ops *ops,
 	server = ss_server_new(ops, opt.mixin, opt.address, &echo_handler, 0, &err);
 	if (!server)
 		return echo_fail(&err);
-	server->close_grace = opt.grace;	/* requests in flight at stop */
-	server->workers = opt.workers;
+	echo_apply_opts(server, &opt);
 	echo_stop_on_signals(server);
 
 	printf("listening on %s\n", ss_server_address(server, addr, sizeof addr));

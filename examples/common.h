@@ -20,13 +20,16 @@ struct echo_opts {
 	int workers;		/* -w N threads or processes of the pool,
 				   prefork and coroutine models; 0: the
 				   model's default */
+	size_t stack_size;	/* -s SIZE of thread and coroutine stacks;
+				   0: the library's defaults */
 };
 
 /* Echo every byte of a stream, or each datagram whole, to its sender. */
 extern const ss_handler echo_handler;
 
 /*
- * Parse `prog [-m MODEL] [-w N] [-g GRACE_SECONDS] [ADDRESS]` into *opt.
+ * Parse `prog [-m MODEL] [-w N] [-s STACK] [-g GRACE_SECONDS] [ADDRESS]`
+ * into *opt.
  * -h prints the usage to stdout and exits 0; bad usage prints it to
  * stderr and exits 2.  Returns only when opt is complete.
  */
@@ -43,6 +46,13 @@ bool echo_parse_seconds(const char *text, double *out);
 
 /* Parse a worker count (1..4096, as -w takes); -1 if text is not one. */
 int echo_parse_count(const char *text);
+
+/* Parse a stack size (bytes or k/m suffix, 16k..64m, as -s takes); 0 if
+ * text is not one. */
+size_t echo_parse_size(const char *text);
+
+/* Set what the options say on a new server: grace, workers, stacks. */
+void echo_apply_opts(ss_server *server, const struct echo_opts *opt);
 
 /* Print "prog: <err->msg>" on stderr; returns the exit status 2. */
 int echo_fail(const ss_error *err);

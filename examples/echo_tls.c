@@ -33,14 +33,16 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: echo_tls [-m ");
 	echo_print_models(f, "|");
-	fprintf(f, "] [-w N] [-g GRACE_SECONDS] --cert FILE --key FILE\n"
-		"                [--ca FILE] [--pass PASSPHRASE] [ADDRESS]\n"
+	fprintf(f, "] [-w N] [-s STACK] [-g GRACE_SECONDS] --cert FILE\n"
+		"                --key FILE [--ca FILE] [--pass PASSPHRASE] [ADDRESS]\n"
 		"Echo back every byte of each TLS connection.\n"
 		"  -m MODEL         how requests run: ");
 	echo_print_models(f, ", ");
 	fprintf(f, " (default threading)\n"
 		"  -w N             threads or processes for the models that keep a fixed\n"
 		"                   number of workers (default: the model's own)\n"
+		"  -s STACK         stack size of each thread or coroutine (bytes, or\n"
+		"                   with a k or m suffix; 16k to 64m)\n"
 		"  -g SECS          on SIGINT/SIGTERM, requests in flight get SECS seconds,\n"
 		"                   then are cut (default 3; < 0 waits for them all)\n"
 		"  --cert FILE      PEM certificate chain\n"
@@ -69,6 +71,7 @@ static void parse_args(int argc, char **argv, struct tls_args *a)
 		{ "model", required_argument, NULL, 'm' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "grace", required_argument, NULL, 'g' },
+		{ "stack-size", required_argument, NULL, 's' },
 		{ "cert", required_argument, NULL, 'c' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "ca", required_argument, NULL, 'a' },
@@ -83,7 +86,7 @@ static void parse_args(int argc, char **argv, struct tls_args *a)
 	a->echo.address = DEFAULT_ADDRESS;
 	a->echo.grace = 3.0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:w:g:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:w:g:s:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (!(a->echo.mixin = ss_mixin_by_name(optarg)))
@@ -96,6 +99,10 @@ static void parse_args(int argc, char **argv, struct tls_args *a)
 		case 'g':
 			if (!echo_parse_seconds(optarg, &a->echo.grace))
 				bad_usage("bad grace period ", optarg);
+			break;
+		case 's':
+			if (!(a->echo.stack_size = echo_parse_size(optarg)))
+				bad_usage("bad stack size (16k to 64m) ", optarg);
 			break;
 		case 'c': a->cert = optarg; break;
 		case 'k': a->key = optarg; break;
@@ -203,8 +210,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	server->data = tls;
-	server->close_grace = a.echo.grace;
-	server->workers = a.echo.workers;	/* -w: pool, prefork, coroutine */
+	echo_apply_opts(server, &a.echo);	/* -g, -w, -s */
 	echo_stop_on_signals(server);
 	reload_on_sighup();
 

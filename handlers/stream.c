@@ -18,8 +18,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#define RBUF_SIZE	(64u * 1024u)		/* stream reader buffer */
-#define WBUF_SIZE	(64u * 1024u)		/* stream writer buffer */
+#define BUF_SIZE	(64u * 1024u)		/* stream reader / writer buffer */
 #define REPLY_MIN	4096u			/* first datagram reply buffer */
 #define REPLY_MAX	(4u * 1024u * 1024u)	/* largest datagram reply */
 
@@ -168,6 +167,7 @@ void ss__plain_transport_init(ss_request *r)
 {
 	plain_init(r);
 	r->transport = &r->plain;
+	r->drained = true;	/* nothing read yet: wait before the first recv */
 }
 
 void ss_request_set_timeout(ss_request *r, double seconds)
@@ -179,6 +179,66 @@ void ss_request_set_timeout(ss_request *r, double seconds)
 	r->plain.timeout_ms = ms;
 	if (r->transport)
 		r->transport->timeout_ms = ms;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers                                                             */
+/* ------------------------------------------------------------------ */
+
+__thread struct ss__buffers *ss__buffers;
+
+/* A BUF_SIZE stream buffer: a spare of the coroutine loop, or a new one. */
+static unsigned char *buf_get(void)
+{
+	struct ss__buffers *b = ss__buffers;
+
+	if (b && b->n)
+		return b->spare[--b->n];
+	return malloc(BUF_SIZE);
+}
+
+/* Give back a buffer of cap bytes: to the coroutine loop's spares if
+ * there is room, else to free(). */
+static void buf_put(void *p, size_t cap)
+{
+	struct ss__buffers *b = ss__buffers;
+
+	if (p && b && cap == BUF_SIZE && b->n < SS__SPARE_BUFFERS)
+		b->spare[b->n++] = p;
+	else
+		free(p);
+}
+
+void ss__buffers_clear(struct ss__buffers *b)
+{
+	while (b->n)
+		free(b->spare[--b->n]);
+}
+
+void ss__request_buffers_free(ss_request *r)
+{
+	buf_put(r->rbuf, r->rcap);
+	buf_put(r->wbuf, r->wcap);
+	r->rbuf = r->wbuf = NULL;
+	r->rcap = r->rpos = r->rlen = r->wcap = r->wlen = 0;
+}
+
+/* A coroutine's request about to wait for input gives its empty buffers
+ * back to the loop, so an idle connection holds none. */
+static void release_idle_buffers(ss_request *r)
+{
+	if (!ss__buffers)
+		return;
+	if (r->rbuf && r->rpos >= r->rlen) {
+		buf_put(r->rbuf, r->rcap);
+		r->rbuf = NULL;
+		r->rcap = r->rpos = r->rlen = 0;
+	}
+	if (r->wbuf && r->wlen == 0) {
+		buf_put(r->wbuf, r->wcap);
+		r->wbuf = NULL;
+		r->wcap = 0;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -197,17 +257,34 @@ static ss_transport *stream_transport(ss_request *r)
 }
 
 /*
- * One recv from the connection into buf.  What the writer holds goes out
+ * Whether a recv on t that finds nothing waits in poll() or the loop
+ * rather than blocking in the kernel: the plain transport with a timeout,
+ * inline on the loop, or on a coroutine.  Then a recv on a socket known
+ * to be empty costs a system call only to learn EAGAIN.
+ */
+static bool polls_for_input(const ss_request *r, const ss_transport *t)
+{
+	return t->ops == &ss_plain_transport_ops &&
+	       (t->timeout_ms >= 0 || r->on_loop || ss__wait_hook);
+}
+
+/*
+ * One recv from the connection into buf, or into the reader's buffer
+ * (allocated here) when buf is NULL.  What the writer holds goes out
  * first: a handler about to wait for the peer must not keep the peer
  * waiting for an answer still in our buffer (a failed flush keeps its
  * bytes and error for the next ss_flush and does not stop the read).
- * Returns the count, 0 at EOF (then and ever after), or a negative errno
- * (recorded).
+ * When the last recv emptied the socket (a new connection counts as
+ * empty) and the transport polls, the request waits for input before the
+ * recv instead of after a failed one, and on a coroutine hands its empty
+ * buffers back meanwhile.  Returns the count, 0 at EOF (then and ever
+ * after), or a negative errno (recorded).
  */
 static ssize_t stream_recv(ss_request *r, void *buf, size_t len)
 {
 	ss_transport *t;
 	ssize_t n;
+	int rc;
 
 	if (r->eof)
 		return 0;
@@ -215,7 +292,20 @@ static ssize_t stream_recv(ss_request *r, void *buf, size_t len)
 		return io_error(r, "recv", -EBADF);
 	if (r->wlen > 0)
 		(void)ss_flush(r);
+	if (r->drained && polls_for_input(r, t)) {
+		release_idle_buffers(r);
+		if ((rc = ss__wait_request(r, POLLIN, t->timeout_ms)) < 0)
+			return io_error(r, "recv", rc);
+	}
+	if (!buf) {
+		if (!r->rbuf && !(r->rbuf = buf_get()))
+			return ss_request_error(r, -ENOMEM, "recv: out of memory");
+		r->rcap = BUF_SIZE;
+		buf = r->rbuf;
+		len = r->rcap;
+	}
 	n = t->ops->recv(t, buf, len);
+	r->drained = n > 0 && (size_t)n < len;
 	if (n == 0)
 		r->eof = true;
 	else if (n < 0)
@@ -223,19 +313,14 @@ static ssize_t stream_recv(ss_request *r, void *buf, size_t len)
 	return n;
 }
 
-/* Refill the (empty) reader buffer with one recv, allocating it on first
- * use.  Returns the bytes now buffered, 0 at EOF, or a negative errno. */
+/* Refill the (empty) reader buffer with one recv.  Returns the bytes now
+ * buffered, 0 at EOF, or a negative errno. */
 static ssize_t fill(ss_request *r)
 {
 	ssize_t n;
 
-	if (!r->rbuf) {
-		if (!(r->rbuf = malloc(RBUF_SIZE)))
-			return ss_request_error(r, -ENOMEM, "recv: out of memory");
-		r->rcap = RBUF_SIZE;
-	}
 	r->rpos = r->rlen = 0;
-	n = stream_recv(r, r->rbuf, r->rcap);
+	n = stream_recv(r, NULL, 0);
 	if (n > 0)
 		r->rlen = (size_t)n;
 	return n;
@@ -273,13 +358,29 @@ ssize_t ss_read_some(ss_request *r, void *buf, size_t len)
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	/* A large read with nothing buffered skips the copy. */
-	if (!ss__is_dgram(r->server) && r->rpos >= r->rlen && len >= RBUF_SIZE)
+	if (!ss__is_dgram(r->server) && r->rpos >= r->rlen && len >= BUF_SIZE)
 		return stream_recv(r, buf, len);
 	if ((n = peek(r, &p)) <= 0)
 		return n;
 	if ((size_t)n > len)
 		n = (ssize_t)len;
 	memcpy(buf, p, (size_t)n);
+	r->rpos += (size_t)n;
+	return n;
+}
+
+ssize_t ss_read_view(ss_request *r, const void **data, size_t max)
+{
+	const unsigned char *p;
+	ssize_t n;
+
+	if (max == 0)
+		return 0;
+	if ((n = peek(r, &p)) <= 0)
+		return n;
+	if ((size_t)n > max)
+		n = (ssize_t)max;
+	*data = p;
 	r->rpos += (size_t)n;
 	return n;
 }
@@ -394,14 +495,14 @@ static ssize_t stream_write(ss_request *r, const unsigned char *p, size_t len)
 	int rc;
 
 	while (left > 0) {
-		if (r->wlen == 0 && left >= WBUF_SIZE) {
+		if (r->wlen == 0 && left >= BUF_SIZE) {
 			rc = send_all(r, p, left, &sent);
 			return rc < 0 ? rc : (ssize_t)len;
 		}
 		if (!r->wbuf) {
-			if (!(r->wbuf = malloc(WBUF_SIZE)))
+			if (!(r->wbuf = buf_get()))
 				return ss_request_error(r, -ENOMEM, "send: out of memory");
-			r->wcap = WBUF_SIZE;
+			r->wcap = BUF_SIZE;
 		}
 		k = r->wcap - r->wlen < left ? r->wcap - r->wlen : left;
 		memcpy(r->wbuf + r->wlen, p, k);

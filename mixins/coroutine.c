@@ -22,7 +22,9 @@
  * comes while it waits for something else pauses it.  It is unregistered
  * when the handler has returned, before shutdown_request closes the fd.
  * Timers are a binary min-heap on the monotonic deadline.  Finished
- * coroutines leave their stacks to the next ones (up to SPARE_STACKS).
+ * coroutines leave their stacks to the next ones (up to SPARE_STACKS),
+ * and a coroutine about to wait for input leaves its empty stream
+ * buffers to the loop (ss__buffers), so idle connections hold none.
  */
 #include "coroutine.h"
 
@@ -200,7 +202,9 @@ static void resume(struct ss__coro *c, int result)
 	c->result = result;
 	current = c;
 	ss__wait_hook = coro_wait;
+	ss__buffers = &q->buffers;
 	ss__coro_switch(&q->loop, &c->ctx);
+	ss__buffers = NULL;
 	ss__wait_hook = NULL;
 	current = NULL;
 	if (c->done)
@@ -492,6 +496,7 @@ void ss__sched_destroy(struct ss__coro_sched *q)
 	while (q->nspare)
 		ss__coro_stack_free(&q->spare[--q->nspare]);
 	free(q->spare);
+	ss__buffers_clear(&q->buffers);
 	free(q->heap);
 	q->spare = NULL;
 	q->heap = NULL;

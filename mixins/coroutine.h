@@ -27,6 +27,7 @@ struct ss__coro_sched {
 	struct ss__coro_stack *spare;	/* finished coroutines' stacks */
 	size_t nspare;
 	size_t stack_size;		/* of the spare stacks */
+	struct ss__buffers buffers;	/* spare stream buffers */
 	bool aborting;			/* close: waits fail at once */
 	double grace;			/* the grace they had, for messages */
 };
@@ -61,7 +62,7 @@ void ss__sched_drain(struct ss__coro_sched *q, double deadline);
 /* Coroutines not yet ended (any thread may ask). */
 size_t ss__sched_count(struct ss__coro_sched *q);
 
-/* Free the spare stacks and the timer heap; no coroutine may be left. */
+/* Free the spare stacks and buffers and the timer heap; no coroutine may be left. */
 void ss__sched_destroy(struct ss__coro_sched *q);
 
 #endif /* SS_COROUTINE_H */

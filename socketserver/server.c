@@ -650,8 +650,7 @@ void ss_request_free(ss_request *r)
 		r->transport->ops->destroy(r->transport);
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		ss__close(r->fd);
-	free(r->rbuf);
-	free(r->wbuf);
+	ss__request_buffers_free(r);
 	free(r->packet);
 	free(r->state);
 	free(r);

@@ -336,6 +336,7 @@ struct ss_request {
 	unsigned char *wbuf;		/* writer buffer / datagram reply */
 	size_t wlen, wcap;
 	bool eof;			/* the peer closed its side */
+	bool drained;			/* the last recv emptied the socket */
 	bool shut;			/* shutdown_request ran */
 	bool setup_ok;
 	bool on_loop;			/* runs inline on the loop's thread */
@@ -356,6 +357,11 @@ struct ss_request {
  *
  * ss_read_some   waits for and returns what is there (up to len): a count,
  *                0 at EOF, or a negative errno.
+ * ss_read_view   like ss_read_some without a copy: points *data at up to
+ *                max bytes of input inside the reader's buffer (or the
+ *                datagram) and consumes them.  *data stays valid until
+ *                the next read on the request.  A handler that has no
+ *                buffer of its own keeps coroutine stacks small.
  * ss_read_exact  reads exactly len bytes: len, fewer only when EOF came
  *                first, or a negative errno.
  * ss_read_line   reads up to and including '\n' and NUL-terminates: the
@@ -367,6 +373,7 @@ struct ss_request {
  * ss_flush       writes what is buffered (stream; no-op for datagrams).
  */
 ssize_t ss_read_some(ss_request *request, void *buf, size_t len);
+ssize_t ss_read_view(ss_request *request, const void **data, size_t max);
 ssize_t ss_read_exact(ss_request *request, void *buf, size_t len);
 ssize_t ss_read_line(ss_request *request, char *buf, size_t max);
 ssize_t ss_write_all(ss_request *request, const void *buf, size_t len);

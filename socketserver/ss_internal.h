@@ -86,6 +86,27 @@ int ss__wait_fd(int fd, short events, int timeout_ms);
 extern __thread int (*ss__wait_hook)(int fd, short events, int timeout_ms);
 
 /*
+ * Spare stream buffers of a coroutine loop.  While a coroutine runs, the
+ * thread-local ss__buffers points at its scheduler's cache: a request that
+ * is about to wait for input hands its empty reader and writer buffers
+ * back there (and takes them again when input comes), so an idle
+ * connection holds no buffer.  NULL elsewhere: buffers live as long as
+ * their request.
+ */
+#define SS__SPARE_BUFFERS 16
+struct ss__buffers {
+	void *spare[SS__SPARE_BUFFERS];
+	size_t n;
+};
+extern __thread struct ss__buffers *ss__buffers;
+
+/* Free the spare buffers of a cache. */
+void ss__buffers_clear(struct ss__buffers *b);
+
+/* Free (or give to the spares) a request's reader and writer buffers. */
+void ss__request_buffers_free(ss_request *r);
+
+/*
  * The core loop (serve_forever without a mixin's own serve_forever), for
  * models whose workers run the ordinary loop, such as prefork's.
  */

@@ -5,7 +5,8 @@
  * concurrent clients driven by the test's own epoll against one coroutine
  * thread; a handler in ss_sleep does not stall the others; the handler's
  * timeout inside coroutines; close with idle clients within the grace
- * period; a failing handler reported once; a stack overflow hits the
+ * period; a failing handler reported once; an idle connection holding
+ * no stream buffer; a stack overflow hits the
  * guard page (in a forked child) instead of corrupting memory.
  */
 #include "tap.h"
@@ -469,6 +470,62 @@ static void test_overflow(void)
 		   status);
 }
 
+/* ------------------------------------------------------------------ */
+/* An idle connection holds no stream buffer                           */
+/* ------------------------------------------------------------------ */
+
+static ss_request *watched;	/* only touched on the one loop thread */
+
+/* "W": become the watched request, then echo.  "Q": say whether the
+ * watched request, waiting for input, still holds its buffers. */
+static int watch_or_query(ss_request *r)
+{
+	const void *p;
+	char line[8];
+	ssize_t n;
+
+	if (ss_read_line(r, line, sizeof line) != 2)
+		return -EPROTO;
+	if (line[0] == 'Q') {
+		ss_write_all(r, watched && !watched->rbuf ? "r0" : "r1", 2);
+		ss_write_all(r, watched && !watched->wbuf ? "w0" : "w1", 2);
+		return 0;
+	}
+	watched = r;
+	ss_write_all(r, "ok", 2);
+	while ((n = ss_read_view(r, &p, SIZE_MAX)) > 0)
+		if ((n = ss_write_all(r, p, (size_t)n)) < 0)
+			break;
+	watched = NULL;
+	return n < 0 ? (int)n : 0;
+}
+
+static void test_idle_buffers(void)
+{
+	static const ss_handler h = { .handle = watch_or_query };
+	ss_server *s = server(&ss_tcp_server_ops, &ss_coroutine_mixin, &h);
+	char out[16];
+	pthread_t t;
+	ssize_t n;
+	int fd;
+
+	tu_serve_start(s, &t);
+	fd = tu_connect(s);
+	tu_send_all(fd, "W\n", 2);
+	n = tu_read_exact(fd, out, 2, TU_IO_TIMEOUT);
+	ok(n == 2 && !memcmp(out, "ok", 2), "idle buffers: the watched request answered");
+	n = tu_roundtrip(s, "Q\n", 2, out, sizeof out - 1);
+	out[n > 0 ? n : 0] = '\0';
+	is_str(out, "r0w0", "idle buffers: a coroutine waiting for input holds neither "
+	       "its reader's nor its writer's buffer");
+	tu_send_all(fd, "again", 5);
+	n = tu_read_exact(fd, out, 5, TU_IO_TIMEOUT);
+	ok(n == 5 && !memcmp(out, "again", 5), "idle buffers: it takes them again for the next input");
+	close(fd);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+}
+
 int main(void)
 {
 	static const ss_server_ops *const kinds[] = {
@@ -482,6 +539,7 @@ int main(void)
 		for (k = 0; k < 3; k++)
 			test_matrix(kinds[k], models[m]);
 	test_many();
+	test_idle_buffers();
 	for (m = 0; m < 2; m++) {
 		test_sleeper(models[m]);
 		test_timeout(models[m]);

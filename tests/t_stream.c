@@ -2,7 +2,8 @@
  * t_stream.c - the handler I/O layers.  Stream (TCP, sync or threading
  * server in a thread): ss_read_line with a max (too long, last line
  * without '\n', CRLF), ss_read_exact over 1-byte client writes and at
- * EOF, ss_read_some, line then exact reads sharing the buffer,
+ * EOF, ss_read_some, ss_read_view, line then exact reads sharing the
+ * buffer,
  * ss_write_all of 1 MiB + ss_flush, handler->timeout and
  * ss_request_set_timeout, handler->nodelay, and what a request exposes
  * (peer, server, fd).  Datagram (UDP): reads of the datagram, a reply
@@ -308,6 +309,44 @@ static void test_read_some(void)
 	   "read_some then returns the rest or 0 at EOF (got '%s')", line);
 	close(fd);
 	down(&v);
+}
+
+/* ss_read_view: 3 bytes in place, 2 copied, 0 for max 0, then views of
+ * whatever is left up to EOF. */
+static int h_view(ss_request *r)
+{
+	const void *p = NULL;
+	char buf[8], rest[64];
+	size_t nrest = 0;
+	ssize_t n, n0;
+
+	n = ss_read_view(r, &p, 3);
+	say(r, "V%zd[%.*s]", n, n > 0 ? (int)n : 0, n > 0 ? (const char *)p : "");
+	n = ss_read_some(r, buf, 2);
+	say(r, "S%zd[%.*s]", n, n > 0 ? (int)n : 0, buf);
+	n0 = ss_read_view(r, &p, 0);
+	while ((n = ss_read_view(r, &p, SIZE_MAX)) > 0 && nrest + (size_t)n <= sizeof rest) {
+		memcpy(rest + nrest, p, (size_t)n);
+		nrest += (size_t)n;
+	}
+	return say(r, "Z%zd R[%.*s] E%zd\n", n0, (int)nrest, rest, n) < 0 ? -EIO : 0;
+}
+
+static void test_read_view(void)
+{
+	static const ss_handler h = { .handle = h_view };
+	struct srv v = up(&tcp_ops, &ss_sync_mixin, &h);
+	struct srv u = up(&udp_ops, &ss_sync_mixin, &h);
+	char out[128];
+
+	is_str(talk(v.s, "abcdefgh", 8, out, sizeof out),
+	       "V3[abc]S2[de]Z0 R[fgh] E0\n",
+	       "read_view: in place up to max, shares the buffer with read_some, to EOF");
+	down(&v);
+	is_str(talk(u.s, "abcdefgh", 8, out, sizeof out),
+	       "V3[abc]S2[de]Z0 R[fgh] E0\n",
+	       "read_view of a datagram: pieces of it, then 0");
+	down(&u);
 }
 
 /* A header line, an exact body, a trailing line, through one buffer. */
@@ -733,6 +772,7 @@ int main(void)
 	test_read_line();
 	test_read_exact();
 	test_read_some();
+	test_read_view();
 	test_mixed();
 	test_write_all();
 	test_timeout();

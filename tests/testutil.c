@@ -363,6 +363,31 @@ ssize_t tu_read_to_eof(int fd, void *buf, size_t cap, double timeout)
 	}
 }
 
+ssize_t tu_read_exact(int fd, void *buf, size_t n, double timeout)
+{
+	double deadline = tu_now() + timeout;
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < n) {
+		int rc = tu_wait_readable(fd, deadline - tu_now());
+		ssize_t k;
+
+		if (rc < 0)
+			return rc;
+		k = recv(fd, p + got, n - got, MSG_DONTWAIT);
+		if (k == 0)
+			break;
+		if (k < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
 /* Stream exchange: send while reading (the echo may come back before we
  * finish sending), half-close, read to EOF. */
 static ssize_t stream_exchange(int fd, const char *msg, size_t n,

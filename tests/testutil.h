@@ -77,6 +77,8 @@ ssize_t tu_roundtrip_fd(int fd, int socktype, const void *msg, size_t n,
 int tu_send_all(int fd, const void *buf, size_t n);
 /* Read until EOF or cap bytes; count, or -errno (-ETIMEDOUT). */
 ssize_t tu_read_to_eof(int fd, void *buf, size_t cap, double timeout);
+/* Read exactly n bytes (fewer at EOF); count, or -errno (-ETIMEDOUT). */
+ssize_t tu_read_exact(int fd, void *buf, size_t n, double timeout);
 /* Wait until fd is readable (or hung up); 0, -ETIMEDOUT or -errno. */
 int tu_wait_readable(int fd, double timeout);
 
