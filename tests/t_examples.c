@@ -200,7 +200,7 @@ struct server {
  * failure the process is gone.
  */
 static bool start_server(struct server *s, const char *kind, const char *model,
-			 const char *grace, const char *address)
+			 const char *flag, const char *value, const char *address)
 {
 	const char *argv[8];
 	char prog[32], line[256];
@@ -212,9 +212,9 @@ static bool start_server(struct server *s, const char *kind, const char *model,
 		argv[n++] = "-m";
 		argv[n++] = model;
 	}
-	if (grace) {
-		argv[n++] = "-g";
-		argv[n++] = grace;
+	if (flag) {
+		argv[n++] = flag;
+		argv[n++] = value;
 	}
 	argv[n++] = address;
 	argv[n] = NULL;
@@ -305,7 +305,7 @@ static void test_echo(const char *kind, const char *model)
 		snprintf(address, sizeof address, "%s/%s-%s.sock", tmpdir, kind, model);
 	else
 		snprintf(address, sizeof address, "127.0.0.1:0");
-	started = start_server(&s, kind, model, NULL, address);
+	started = start_server(&s, kind, model, NULL, NULL, address);
 	listening = started && (is_unix ? strcmp(s.addr, address) == 0 :
 				strncmp(s.addr, "127.0.0.1:", 10) == 0 &&
 				strcmp(s.addr, "127.0.0.1:0") != 0);
@@ -378,12 +378,44 @@ static void test_bad_address(const char *address, const char *expect)
 	   expect ? " with " : "", expect ? expect : "");
 }
 
+/* -s sets thread and coroutine stacks: a 64 KiB stack serves under the
+ * models that have them; a size out of range is refused with exit 2. */
+static void test_stack_option(void)
+{
+	static const char *const stacked[] = { "threading", "coroutine", "threads+coroutine" };
+	const char *argv[] = { "echo_tcp", "-s", "1k", "127.0.0.1:0", NULL };
+	char reply[64], out[1024], err[2048];
+	struct server s;
+	int fo, fe;
+	pid_t pid;
+
+	for (size_t i = 0; i < sizeof stacked / sizeof stacked[0]; i++) {
+		if (!ok(start_server(&s, "tcp", stacked[i], "-s", "64k", "127.0.0.1:0"),
+			"echo_tcp -m %s -s 64k listens", stacked[i])) {
+			tap_skip(2, "did not start");
+			continue;
+		}
+		run_client("tcp", s.addr, "small stacks", reply, sizeof reply);
+		is_str(reply, "small stacks\n", "echo_tcp -m %s -s 64k echoes", stacked[i]);
+		is_int(stop_server(&s, DEADLINE_MS, NULL), 0,
+		       "echo_tcp -m %s -s 64k exits 0", stacked[i]);
+	}
+	pid = spawn(argv, &fo, &fe);
+	read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	close(fo);
+	close(fe);
+	is_int(wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp -s 1k exits 2");
+	ok(!strncmp(err, "echo_tcp: bad stack size '1k'", 29) && !out[0],
+	   "echo_tcp -s 1k says why on stderr");
+}
+
 /* A second server on the first one's address fails, the first goes on. */
 static void test_busy_address(void)
 {
 	struct server s;
 
-	if (!ok(start_server(&s, "tcp", NULL, NULL, "127.0.0.1:0"),
+	if (!ok(start_server(&s, "tcp", NULL, NULL, NULL, "127.0.0.1:0"),
 		"busy address: first echo_tcp listens")) {
 		tap_skip(3, "no first server");
 		return;
@@ -456,7 +488,7 @@ static void test_big_stream(void)
 	ssize_t got = -1;
 	int fd;
 
-	if (!ok(start_server(&s, "tcp", NULL, NULL, "127.0.0.1:0"),
+	if (!ok(start_server(&s, "tcp", NULL, NULL, NULL, "127.0.0.1:0"),
 		"1 MiB: echo_tcp listens")) {
 		tap_skip(2, "no server");
 		return;
@@ -482,7 +514,7 @@ static void test_idle_client(const char *model)
 	char c = 0;
 	int code;
 
-	if (!ok(start_server(&s, "tcp", model, "1", "127.0.0.1:0"),
+	if (!ok(start_server(&s, "tcp", model, "-g", "1", "127.0.0.1:0"),
 		"idle client, -m %s -g 1: echo_tcp listens", model)) {
 		tap_skip(3, "no server");
 		return;
@@ -518,6 +550,7 @@ int main(void)
 	test_bad_address("999.1.1.1:1", NULL);
 	test_bad_address("nonsense", NULL);
 	test_busy_address();
+	test_stack_option();
 	test_big_stream();
 	test_idle_client("sync");
 	test_idle_client("threading");
