@@ -4,7 +4,7 @@
  * composed in C.  The handler, the command line and the signal setup are
  * in common.c, shared with the other echo servers.
  *
- *   echo_tcp [-m MODEL] [-w N] [-g GRACE_SECONDS] [ADDRESS]
+ *   echo_tcp [-m MODEL] [-w N] [-s STACK] [-g GRACE_SECONDS] [ADDRESS]
  */
 #include "common.h"
 
@@ -30,6 +30,8 @@ int main(int argc, char **argv)
 	/* At stop, requests in flight get opt.grace seconds, then are cut. */
 	server->close_grace = opt.grace;
 	server->workers = opt.workers;	/* -w: pool, prefork, coroutine */
+	if (opt.stack_size)		/* -s: thread and coroutine stacks */
+		server->thread_stack_size = server->coroutine_stack_size = opt.stack_size;
 	/* SIGINT / SIGTERM call ss_server_shutdown(server). */
 	echo_stop_on_signals(server);
 

@@ -378,6 +378,42 @@ static void test_bad_address(const char *address, const char *expect)
 	   expect ? " with " : "", expect ? expect : "");
 }
 
+/*
+ * With a client attached to server s, whether the server has a mapping
+ * that looks like a thread stack of size bytes: an anonymous rw-p mapping
+ * of exactly that size right above a guard page.
+ */
+static bool has_stack_of(const struct server *s, unsigned long size)
+{
+	unsigned long lo, hi, prev_hi = 0;
+	char path[64], line[512], perm[8], c;
+	bool found = false, prev_guard = false;
+	int fd = tcp_connect(s->addr);
+	FILE *f;
+
+	if (fd < 0 || send(fd, "x", 1, MSG_NOSIGNAL) != 1 || recv(fd, &c, 1, 0) != 1) {
+		if (fd >= 0)
+			close(fd);
+		return false;		/* no handler thread to look at */
+	}
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+	if ((f = fopen(path, "r"))) {
+		while (!found && fgets(line, sizeof line, f)) {
+			int used = 0;
+
+			if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, perm, &used) < 3)
+				continue;
+			found = prev_guard && prev_hi == lo && !strcmp(perm, "rw-p") &&
+				hi - lo == size && line[used + strspn(line + used, " ")] == '\n';
+			prev_guard = !strcmp(perm, "---p");
+			prev_hi = hi;
+		}
+		fclose(f);
+	}
+	close(fd);
+	return found;
+}
+
 /* -s sets thread and coroutine stacks: a 64 KiB stack serves under the
  * models that have them; a size out of range is refused with exit 2. */
 static void test_stack_option(void)
@@ -397,6 +433,9 @@ static void test_stack_option(void)
 		}
 		run_client("tcp", s.addr, "small stacks", reply, sizeof reply);
 		is_str(reply, "small stacks\n", "echo_tcp -m %s -s 64k echoes", stacked[i]);
+		if (i == 0)
+			ok(has_stack_of(&s, 64 * 1024),
+			   "echo_tcp -m threading -s 64k: a handler thread has a 64 KiB stack");
 		is_int(stop_server(&s, DEADLINE_MS, NULL), 0,
 		       "echo_tcp -m %s -s 64k exits 0", stacked[i]);
 	}
