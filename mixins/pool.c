@@ -47,6 +47,8 @@ struct pool {
 	size_t queued, cap;		/* its length and bound */
 	ss_request *running;		/* requests in handlers */
 	size_t nrunning;
+	size_t idle;			/* workers waiting for work */
+	size_t drain_waiters;		/* threads in wait_drained */
 	bool stopping;			/* workers exit once the queue is empty */
 	bool waiting_room;		/* process_request waits on room_fd */
 	int room_fd;			/* eventfd: a slot became free */
@@ -135,8 +137,11 @@ static ss_request *take(struct pool *p)
 	ss_request *r = NULL;
 
 	pthread_mutex_lock(&p->mu);
-	while (!p->head && !p->stopping)
+	while (!p->head && !p->stopping) {
+		p->idle++;
 		pthread_cond_wait(&p->work, &p->mu);
+		p->idle--;
+	}
 	if (p->head) {
 		r = dequeue(p);
 		link_running(p, r);
@@ -155,7 +160,8 @@ static void run(ss_server *s, struct pool *p, ss_request *r)
 	current_request = NULL;
 	pthread_mutex_lock(&p->mu);
 	unlink_running(p, r);
-	pthread_cond_broadcast(&p->drained);
+	if (p->drain_waiters)
+		pthread_cond_broadcast(&p->drained);
 	pthread_mutex_unlock(&p->mu);
 	ss_server_shutdown_request(s, r);
 	ss_request_free(r);
@@ -283,6 +289,7 @@ static int start_failed(ss_server *s, ss_request *r, int rc)
 static int pool_process_request(ss_server *s, ss_request *r)
 {
 	struct pool *p = state_of(s);
+	bool idle;
 	int rc;
 
 	if (!p->threads && (rc = start_workers(s, p)) < 0)
@@ -290,8 +297,13 @@ static int pool_process_request(ss_server *s, ss_request *r)
 	pthread_mutex_lock(&p->mu);
 	wait_room(s, p);
 	enqueue(p, r);
-	pthread_cond_signal(&p->work);
+	idle = p->idle > 0;
 	pthread_mutex_unlock(&p->mu);
+	/* Signalled after the unlock, so the worker it wakes does not
+	 * block again at once on the mutex; only when one is idle (a busy
+	 * worker takes the request when it comes back to the queue). */
+	if (idle)
+		pthread_cond_signal(&p->work);
 	return 0;
 }
 
@@ -319,13 +331,17 @@ static bool wait_drained(struct pool *p, size_t self, double deadline)
 {
 	struct timespec ts = to_timespec(deadline);
 
-	while (p->queued > 0 || p->nrunning > self) {
+	bool timed_out = false;
+
+	p->drain_waiters++;
+	while ((p->queued > 0 || p->nrunning > self) && !timed_out) {
 		if (deadline < 0)
 			pthread_cond_wait(&p->drained, &p->mu);
-		else if (pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT)
-			return p->queued == 0 && p->nrunning <= self;
+		else
+			timed_out = pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT;
 	}
-	return true;
+	p->drain_waiters--;
+	return p->queued == 0 && p->nrunning <= self;
 }
 
 /* The grace period is over: report, close and free the requests still

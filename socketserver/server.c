@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define BACKOFF_FIRST 0.05	/* first pause after EMFILE, seconds */
+#define ACCEPT_BATCH 16		/* requests taken per ready listener */
 
 static int make_selector(ss_server *s);
 
@@ -486,7 +487,7 @@ int ss_server_serve_forever(ss_server *s, double poll_interval)
 int ss__serve_loop(ss_server *s, double poll_interval)
 {
 	int interval = ss__timeout_ms(poll_interval);
-	int rc;
+	int rc, i;
 
 	rc = enter_loop(s);
 	if (rc < 0)
@@ -495,8 +496,12 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 		rc = wait_ready(s, interval);
 		if (rc < 0)
 			break;
-		if (rc > 0)
-			handle_request_noblock(s);
+		/* A ready listener may hold several connections (or
+		 * datagrams): take them without a wait in between, up to
+		 * ACCEPT_BATCH, then let the others have a turn. */
+		for (i = 0; rc > 0 && i < ACCEPT_BATCH; i++)
+			if (handle_request_noblock(s) < 0 || s->backoff_until > 0)
+				break;
 		service(s);
 		rc = 0;
 	}
