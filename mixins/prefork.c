@@ -1,7 +1,8 @@
 /*
  * prefork.c - the prefork model (Apache prefork, Perl Net::Server::
  * PreFork) and its engine, shared by every prefork composition: the
- * parent forks `workers` processes (default one per online CPU) that each
+ * parent forks `workers` processes (default: 4 per online CPU when the
+ * workers block in handlers, 1 per CPU for coroutine workers) that each
  * run the ordinary loop with an inner model (sync for "prefork",
  * coroutines for "prefork+coroutine") and accept on the inherited
  * listening socket themselves.  The parent only supervises: it respawns a
@@ -11,16 +12,14 @@
  * reaps them all.
  *
  * Thundering herd: every worker waits on the same listener through its own
- * level-triggered selector, so a new connection wakes each idle worker;
- * one accept4() wins and the others get EAGAIN, which the core loop takes
- * as "nothing there".  This was chosen over the alternatives because it
- * loses nothing: one SO_REUSEPORT socket per worker resets the
- * connections queued on a socket whose worker dies or retires (every
- * max_requests recycle would drop clients) and does not exist for unix
- * sockets; an accept lock and EPOLLEXCLUSIVE both need the loop's wait on
- * the listener, which is the core's (the selector has no exclusive flag).
- * The cost is one wasted wake-up per idle worker and connection: small
- * with one worker per core (see the README).
+ * selector, registered with SS_EVENT_EXCLUSIVE (EPOLLEXCLUSIVE), so a new
+ * connection wakes one idle worker, not all of them; with poll or select
+ * backends it wakes each, one accept4() wins and the others get EAGAIN,
+ * which the core loop takes as "nothing there".  This was chosen over
+ * one SO_REUSEPORT socket per worker, which resets the connections
+ * queued on a socket whose worker dies or retires (every max_requests
+ * recycle would drop clients) and does not exist for unix sockets, and
+ * over an accept lock, which serialises the accepts themselves.
  *
  * Parent and workers share a scoreboard (MAP_SHARED | MAP_ANONYMOUS): per
  * slot the worker's requests in flight and a "stop" mark the parent sets
@@ -52,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BLOCKING_PER_CPU 4	/* default sync workers per online CPU */
 #define FALLBACK_PAUSE_MS 10	/* waitpid polling step without pidfds */
 #define RESPAWN_DELAY 0.1	/* seconds before replacing a worker that
 				   failed within MIN_LIFE of its start */
@@ -388,12 +388,29 @@ static void stop_all(ss_server *s, struct prefork *st, double deadline)
 /* The parent's loop                                                   */
 /* ------------------------------------------------------------------ */
 
-/* Size the slots and the scoreboard for the worker count asked for (0:
- * one per online CPU).  Returns 0 or a negative errno with s->errmsg. */
-static int make_slots(ss_server *s, struct prefork *st)
+/*
+ * The default worker count: a worker that runs handlers one at a time
+ * (sync) sits in a blocking read for every slow client, so it gets
+ * BLOCKING_PER_CPU of them per online CPU (as Apache starts more
+ * processes than cores); a worker full of coroutines keeps its core
+ * busy alone, so those get one per CPU.
+ */
+static int default_workers(const struct prefork *st)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int n = s->workers > 0 ? s->workers : ncpu > 0 ? (int)ncpu : 1, i, rc = 0;
+
+	if (ncpu < 1)
+		ncpu = 1;
+	if (ncpu > 1024)
+		ncpu = 1024;
+	return (int)(st->inner == &ss_sync_mixin ? ncpu * BLOCKING_PER_CPU : ncpu);
+}
+
+/* Size the slots and the scoreboard for the worker count asked for (0:
+ * the default).  Returns 0 or a negative errno with s->errmsg. */
+static int make_slots(ss_server *s, struct prefork *st)
+{
+	int n = s->workers > 0 ? s->workers : default_workers(st), i, rc = 0;
 	void *b;
 
 	if (st->slots && st->nslots == n)

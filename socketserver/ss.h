@@ -442,7 +442,8 @@ struct ss_server {
 				      accept attempts; default 1.0 s */
 	int workers;		   /* pool threads, prefork processes,
 				      coroutine threads; default 0: pool 16,
-				      the others one per core */
+				      prefork 4 per core, the coroutine
+				      compositions one per core */
 	int queue_size;		   /* pool: accepted requests waiting for a
 				      thread; default 0: 4 x workers */
 	int max_requests;	   /* prefork: recycle a worker after this

@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAXW 16
+#define MAXW 64
 
 /* What the parent's handle_error saw (it runs in this process). */
 static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -199,6 +199,24 @@ static void test_echo(const ss_server_ops *kind)
 	stop(s, &t);
 	ok(tu_no_children(), "prefork %s: every worker reaped", kind->name);
 	is_int(errors(NULL, 0), 0, "prefork %s: no errors", kind->name);
+}
+
+/* workers = 0: 4 sync workers per online CPU, as the README says. */
+static void test_default_workers(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int want = 4 * (int)(ncpu > 0 ? ncpu : 1);
+	pthread_t t;
+	ss_server *s;
+
+	if (want > MAXW) {
+		tap_skip(2, "%d workers would exceed this test's table", want);
+		return;
+	}
+	s = server(0, &ss_tcp_server_ops, &tu_echo_handler, 0, &t);
+	ok(wait_children(want), "prefork default: %d workers for %ld CPUs", want, ncpu);
+	stop(s, &t);
+	ok(tu_no_children(), "prefork default: every worker reaped");
 }
 
 /* --- respawn, recycling, crashes --- */
@@ -409,6 +427,7 @@ int main(void)
 	test_echo(&ss_tcp_server_ops);
 	test_echo(&ss_udp_server_ops);
 	test_echo(&ss_unix_stream_server_ops);
+	test_default_workers();
 	test_kill();
 	test_max_requests();
 	test_crash("crash", "signal 11");
