@@ -54,6 +54,7 @@ struct ss__coro_stack {
 	size_t map_len;		/* guard + usable */
 	void *base;		/* lowest usable byte (just above the guard) */
 	size_t size;		/* usable bytes */
+	unsigned valgrind_id;	/* its registration with valgrind */
 };
 
 /*
