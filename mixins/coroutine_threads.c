@@ -529,8 +529,10 @@ const ss_mixin ss_coroutine_threads_mixin = {
 	.serve_forever = cthreads_serve_forever,
 };
 
-ss_server *ss_coroutine_threads_tcp_server_new(const char *address, const ss_handler *h,
-					       ss_error *err)
-{
-	return ss_server_new(&ss_tcp_server_ops, &ss_coroutine_threads_mixin, address, h, 0, err);
-}
+#define COMPOSE(fn, ops)						\
+	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
+	{ return ss_server_new(&(ops), &ss_coroutine_threads_mixin, address, h, 0, err); }
+
+COMPOSE(ss_coroutine_threads_tcp_server_new, ss_tcp_server_ops)
+COMPOSE(ss_coroutine_threads_udp_server_new, ss_udp_server_ops)
+COMPOSE(ss_coroutine_threads_unix_stream_server_new, ss_unix_stream_server_ops)

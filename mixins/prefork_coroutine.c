@@ -29,5 +29,6 @@ const ss_mixin ss_prefork_coroutine_mixin = {
 	{ return ss_server_new(&(ops), (mixin), address, h, 0, err); }
 
 COMPOSE(ss_prefork_coroutine_tcp_server_new, ss_tcp_server_ops, &ss_prefork_coroutine_mixin)
+COMPOSE(ss_prefork_coroutine_udp_server_new, ss_udp_server_ops, &ss_prefork_coroutine_mixin)
 COMPOSE(ss_prefork_coroutine_unix_stream_server_new, ss_unix_stream_server_ops,
 	&ss_prefork_coroutine_mixin)

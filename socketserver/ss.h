@@ -519,8 +519,11 @@ ss_server *ss_coroutine_tcp_server_new(const char *address, const ss_handler *h,
 ss_server *ss_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
 ss_server *ss_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
 ss_server *ss_prefork_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_prefork_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
 ss_server *ss_prefork_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
 ss_server *ss_coroutine_threads_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_coroutine_threads_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+ss_server *ss_coroutine_threads_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
 
 /* Create, bind, listen: for SS_DEFER_BIND servers.  0 or a negative errno
  * with server->errmsg set. */
