@@ -25,17 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 #define MANY 2000		/* concurrent clients against one thread */
 #define BIG (64u * 1024u + 7u)
 
@@ -460,7 +449,7 @@ static void test_overflow(void)
 		_exit(0);	/* survived: the overflow went unnoticed */
 	}
 	waitpid(pid, &status, 0);
-	if (SANITIZED)
+	if (TU_SANITIZED)
 		ok(!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
 		   !(WIFEXITED(status) && WEXITSTATUS(status) == 3),
 		   "overflow: the sanitizer caught the stack overflow (status %#x)", status);

@@ -20,6 +20,19 @@
 
 #include "ss.h"
 
+/* 1 in an address or thread sanitizer build (they change memory use and
+ * stack depth), else 0. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED 0
+#endif
+
 /* Deadline of every client helper, seconds. */
 #define TU_IO_TIMEOUT 10.0
 
