@@ -152,3 +152,24 @@ long bn_raise_nofile(long want)
 	}
 	return (long)rl.rlim_cur;
 }
+
+volatile sig_atomic_t bn_stopping;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	bn_stopping = 1;
+}
+
+void bn_stop_on_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}

@@ -6,6 +6,7 @@
 #ifndef BENCH_NETUTIL_H
 #define BENCH_NETUTIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -40,5 +41,12 @@ int bn_listen(const char *text, int type, struct bn_addr *bound);
 /* Raise RLIMIT_NOFILE's soft limit to want (at most the hard limit).
  * Returns the soft limit now in force. */
 long bn_raise_nofile(long want);
+
+/* Set by SIGINT / SIGTERM once bn_stop_on_signals() installed them. */
+extern volatile sig_atomic_t bn_stopping;
+
+/* Make SIGINT and SIGTERM set bn_stopping and interrupt the blocking call
+ * in progress (no SA_RESTART: it fails with EINTR); ignore SIGPIPE. */
+void bn_stop_on_signals(void);
 
 #endif /* BENCH_NETUTIL_H */

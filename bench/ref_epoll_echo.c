@@ -11,7 +11,6 @@
 #include "netutil.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,31 +27,9 @@ struct pending {
 	size_t len, off;
 };
 
-static volatile sig_atomic_t stopping;
 static unsigned char buf[BUF_SIZE];
 static struct pending *pend;	/* indexed by fd; grows with the fds */
 static size_t npend;
-
-/* SIGINT / SIGTERM: make epoll_wait return EINTR and the loop end. */
-static void on_stop(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
-/* Install on_stop without SA_RESTART, ignore SIGPIPE. */
-static void setup_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
 
 /* The pending slot of fd, growing the table; NULL if out of memory. */
 static struct pending *pending_of(int fd)
@@ -169,7 +146,7 @@ static int serve_tcp(int lfd)
 		perror("ref_epoll_echo: epoll");
 		return 1;
 	}
-	while (!stopping) {
+	while (!bn_stopping) {
 		n = epoll_wait(ep, evs, MAX_EVENTS, -1);
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.fd == lfd)
@@ -194,7 +171,7 @@ static int serve_udp(int fd)
 		perror("ref_epoll_echo: epoll");
 		return 1;
 	}
-	while (!stopping) {
+	while (!bn_stopping) {
 		if (epoll_wait(ep, evs, 1, -1) < 1)
 			continue;
 		for (;;) {
@@ -220,7 +197,7 @@ int main(int argc, char **argv)
 			"(e.g. 127.0.0.1:0; -u: UDP)\n");
 		return 2;
 	}
-	setup_signals();
+	bn_stop_on_signals();
 	bn_raise_nofile(1 << 20);
 	fd = bn_listen(argv[1 + udp], (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK,
 		       &bound);

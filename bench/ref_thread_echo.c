@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,29 +20,6 @@
 
 #define BUF_SIZE (16 * 1024)
 #define STACK_SIZE (64 * 1024)	/* the buffer and a little more */
-
-static volatile sig_atomic_t stopping;
-
-/* SIGINT / SIGTERM: make accept return EINTR and main end. */
-static void on_stop(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
-/* Install on_stop without SA_RESTART, ignore SIGPIPE. */
-static void setup_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
 
 /* Send all n bytes; -1 on error. */
 static int send_all(int fd, const char *p, size_t n)
@@ -95,7 +71,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: ref_thread_echo ADDRESS   (e.g. 127.0.0.1:0)\n");
 		return 2;
 	}
-	setup_signals();
+	bn_stop_on_signals();
 	bn_raise_nofile(1 << 20);
 	lfd = bn_listen(argv[1], SOCK_STREAM, &bound);
 	if (lfd < 0)
@@ -109,7 +85,7 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGTERM);
 	printf("listening on %s\n", bn_format_addr(&bound, text, sizeof text));
 	fflush(stdout);
-	while (!stopping) {
+	while (!bn_stopping) {
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
