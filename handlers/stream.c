@@ -308,7 +308,9 @@ static ssize_t stream_recv(ss_request *r, void *buf, size_t len)
 	r->drained = n > 0 && (size_t)n < len;
 	if (n == 0)
 		r->eof = true;
-	else if (n < 0)
+	if (n <= 0 && (rc = ss__request_was_cut(r)) < 0)
+		return rc;	/* not the peer's EOF or error: close cut it */
+	if (n < 0)
 		io_error(r, "recv", (int)n);
 	return n;
 }
@@ -460,6 +462,8 @@ static int send_all(ss_request *r, const unsigned char *p, size_t len,
 		return io_error(r, "send", -EBADF);
 	while (*sent < len) {
 		n = t->ops->send(t, p + *sent, len - *sent);
+		if (n < 0 && ss__request_was_cut(r) < 0)
+			return -ECANCELED;
 		if (n < 0)
 			return io_error(r, "send", (int)n);
 		if (n == 0)	/* a transport that cannot progress */

@@ -216,9 +216,7 @@ static int cut(struct ss__coro *c)
 {
 	if (!c->request)
 		return -ECANCELED;
-	return ss_request_error(c->request, -ECANCELED,
-		"server shutting down: request cut after its %.1f s grace period",
-		c->sched->grace);
+	return ss__request_cut_error(c->request, c->sched->grace);
 }
 
 /*
@@ -484,7 +482,7 @@ void ss__sched_drain(struct ss__coro_sched *q, double deadline)
 	q->grace = deadline > start ? deadline - start : 0;
 	for (c = q->all; c; c = c->next)
 		if (!c->closing && c->request)
-			ss__request_abort(c->request);
+			ss__request_abort(c->request, q->grace);
 	wake_all(q);
 	while (q->count > 0)
 		drain_turn(q, -1);

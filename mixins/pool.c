@@ -383,7 +383,7 @@ static void stop_pool(ss_server *s, struct pool *p, double grace)
 		p->queued = 0;
 		for (r = p->running; r; r = r->next)
 			if (r != current_request)
-				ss__request_abort(r);
+				ss__request_abort(r, grace);
 	}
 	pthread_mutex_unlock(&p->mu);
 	cut_queued(s, cut, grace);

@@ -75,14 +75,15 @@ static void unlink_request(struct threading *st, ss_request *r)
 }
 
 /* Break the connections of every running request except skip (the
- * caller's own), so handlers blocked on them return. */
-static void abort_running(struct threading *st, ss_request *skip)
+ * caller's own), so handlers blocked on them return; they had grace
+ * seconds. */
+static void abort_running(struct threading *st, ss_request *skip, double grace)
 {
 	ss_request *r;
 
 	for (r = st->running; r; r = r->next)
 		if (r != skip)
-			ss__request_abort(r);
+			ss__request_abort(r, grace);
 }
 
 /* ------------------------------------------------------------------ */
@@ -303,7 +304,7 @@ static void wait_all(struct threading *st, double grace, bool abort_now)
 
 	pthread_mutex_lock(&st->mu);
 	if (abort_now || !wait_ended(st, self, deadline)) {
-		abort_running(st, mine);
+		abort_running(st, mine, abort_now ? 0 : grace);
 		wait_ended(st, self, -1);
 	}
 	pthread_mutex_unlock(&st->mu);

@@ -729,18 +729,32 @@ int ss__wait_request(ss_request *r, short events, int timeout_ms)
 		if (n > 0 && p[1].revents)
 			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
 		if (r->stop_deadline > 0 && ss__remaining_ms(r->stop_deadline) == 0)
-			return ss_request_error(r, -ECANCELED,
-				"server shutting down: request cut after its %.1f s grace period",
-				s->close_grace);
+			return ss__request_cut_error(r, s->close_grace);
 		if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
 			return -ETIMEDOUT;
 	}
 }
 
-void ss__request_abort(ss_request *r)
+void ss__request_abort(ss_request *r, double grace)
 {
+	r->cut_grace = grace;
+	__atomic_store_n(&r->cut, 1, __ATOMIC_RELEASE);
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		ss__sys.shutdown(r->fd, SHUT_RDWR);
+}
+
+int ss__request_cut_error(ss_request *r, double grace)
+{
+	return ss_request_error(r, -ECANCELED,
+		"server shutting down: request cut after its %.1f s grace period",
+		grace < 0 ? 0 : grace);
+}
+
+int ss__request_was_cut(ss_request *r)
+{
+	if (!__atomic_load_n(&r->cut, __ATOMIC_ACQUIRE))
+		return 0;
+	return ss__request_cut_error(r, r->cut_grace);
 }
 
 int ss__worker_after_fork(ss_server *s, const int wake[2])

@@ -342,6 +342,9 @@ struct ss_request {
 	bool on_loop;			/* runs inline on the loop's thread */
 	double stop_deadline;		/* its I/O ends here once shutdown
 					   was asked for (0: not yet) */
+	int cut;			/* atomic: close broke the connection
+					   after cut_grace seconds */
+	double cut_grace;
 	int errcode;			/* first failure, negative errno */
 	char errmsg[SS_ERRMSG_MAX];	/* its message */
 	struct ss_request *next, *prev;	/* mixin bookkeeping */

@@ -188,8 +188,17 @@ void ss__child_after_fork(ss_server *server);
 int ss__request_finish(ss_server *server, ss_request *request);
 
 /* Break a connection's I/O so a handler blocked on it returns (used when
- * the close grace period expires): shutdown(fd, SHUT_RDWR). */
-void ss__request_abort(ss_request *request);
+ * the close grace period of grace seconds expires): mark the request cut,
+ * then shutdown(fd, SHUT_RDWR).  Any thread may call it. */
+void ss__request_abort(ss_request *request, double grace);
+
+/* Record "server shutting down: request cut after its GRACE s grace
+ * period" in the request (the first error is kept); returns -ECANCELED. */
+int ss__request_cut_error(ss_request *request, double grace);
+
+/* If close cut the request's connection: its cut error (recorded), else
+ * 0.  The stream layer asks after a failed or empty read or write. */
+int ss__request_was_cut(ss_request *request);
 
 /*
  * Prefork's engine, shared by the prefork compositions (mixins/prefork.c).

@@ -27,6 +27,8 @@
 /* What handle_error saw (the pool runs in this process). */
 static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
 static int err_count;
+static int err_cut;		/* of them "request cut after ..." */
+static int err_closing;		/* of them "server closing" (never ran) */
 static char err_last[SS_ERRMSG_MAX];
 static atomic_int max_active;
 
@@ -35,7 +37,23 @@ static void count_error(ss_server *s, ss_request *r, int err)
 	pthread_mutex_lock(&err_mu);
 	err_count++;
 	snprintf(err_last, sizeof(err_last), "%s", r ? r->errmsg : s->errmsg);
+	err_cut += strstr(err_last, "request cut after its 0.5 s grace period") != NULL;
+	err_closing += strstr(err_last, "server closing") != NULL;
 	pthread_mutex_unlock(&err_mu);
+}
+
+/* How many handle_errors said the request was cut, and how many that
+ * it never ran (read before errors() resets the counts). */
+static int cut_errors(int *closing)
+{
+	int n;
+
+	pthread_mutex_lock(&err_mu);
+	n = err_cut;
+	if (closing)
+		*closing = err_closing;
+	pthread_mutex_unlock(&err_mu);
+	return n;
 }
 
 static int errors(char *last, size_t len)
@@ -47,6 +65,7 @@ static int errors(char *last, size_t len)
 	if (last)
 		snprintf(last, len, "%s", err_last);
 	err_count = 0;
+	err_cut = err_closing = 0;
 	err_last[0] = '\0';
 	pthread_mutex_unlock(&err_mu);
 	return n;
@@ -200,7 +219,7 @@ static bool accepted_three(void *arg)
 static void test_full_queue_stop(void)
 {
 	ss_server *s;
-	int fd[3], i, seen = 0, errs;
+	int fd[3], i, seen = 0, errs, cut, closing;
 	char last[SS_ERRMSG_MAX], buf[16];
 	pthread_t t;
 	double t0, ms;
@@ -231,9 +250,11 @@ static void test_full_queue_stop(void)
 		close(fd[i]);
 	}
 	is_int(seen, 3, "full queue: every client saw EOF or a reset");
+	cut = cut_errors(&closing);
 	errs = errors(last, sizeof(last));
-	is_int(errs, 2, "full queue: the 2 queued requests reported once each");
-	ok(strstr(last, "server closing") != NULL, "full queue: message '%s'", last);
+	is_int(errs, 3, "full queue: the running and the 2 queued requests reported once each");
+	is_int(cut, 1, "full queue: the running one as cut after the grace period");
+	is_int(closing, 2, "full queue: the queued ones as closed by the server unrun");
 	ss_server_free(s);
 	fu_reset();
 }
@@ -266,7 +287,8 @@ static void test_idle_close(void)
 		close(fd[i]);
 	}
 	is_int(seen, 6, "idle: every client saw EOF or a reset");
-	is_int(errors(NULL, 0), 2, "idle: the 2 queued requests were cut and reported");
+	is_int(cut_errors(NULL), 4, "idle: the 4 running requests reported as cut after the grace");
+	is_int(errors(NULL, 0), 6, "idle: with the 2 queued ones, 6 reports");
 	is_int(ss_server_active_count(s), 0, "idle: active_count 0");
 	ok(tu_wait_threads_at_most(threads0, 5.0), "idle: no threads left");
 	ss_server_free(s);
