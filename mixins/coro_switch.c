@@ -14,7 +14,7 @@
  * switch for a wild stack-pointer change and every access there for an
  * invalid one.  The client requests cost a few instructions outside
  * valgrind; without its header (it is not installed) they compile away. */
-#if defined(__has_include)
+#if defined(__has_include) && !defined(__cppcheck__)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define SS__CORO_VALGRIND 1
