@@ -136,7 +136,10 @@ static void publish(ss_server *s, int extra)
 }
 
 /* process_request in a worker: the inner model's, counted; after
- * max_requests the worker's loop stops and the worker retires. */
+ * max_requests the worker's loop stops and the worker retires.  A stop
+ * the parent marked while the request ran is taken at once: the loop may
+ * be about to take another connection from the same wake-up, before it
+ * reads the stop byte. */
 static int worker_process_request(ss_server *s, ss_request *r)
 {
 	int rc;
@@ -146,6 +149,8 @@ static int worker_process_request(ss_server *s, ss_request *r)
 	publish(s, 0);
 	if (s->max_requests > 0 && ++w.served >= s->max_requests && !w.retiring) {
 		w.retiring = true;
+		ss_server_shutdown(s);
+	} else if (board_get(&w.slot->stop)) {
 		ss_server_shutdown(s);
 	}
 	return rc;
