@@ -191,7 +191,9 @@ static int count_lines(const char *s)
 struct server {
 	pid_t pid;
 	int out;			/* its stdout */
+	int err;			/* its stderr */
 	char addr[SS_ADDRSTRLEN];	/* from "listening on ADDRESS" */
+	char errtext[2048];		/* its stderr, read by stop_server */
 };
 
 /*
@@ -218,7 +220,8 @@ static bool start_server(struct server *s, const char *kind, const char *model,
 	}
 	argv[n++] = address;
 	argv[n] = NULL;
-	s->pid = spawn(argv, &s->out, NULL);
+	s->errtext[0] = '\0';
+	s->pid = spawn(argv, &s->out, &s->err);
 	if (s->pid < 0)
 		return false;
 	if (read_until(s->out, line, sizeof line, true, DEADLINE_MS) > 0 &&
@@ -228,6 +231,7 @@ static bool start_server(struct server *s, const char *kind, const char *model,
 	kill(s->pid, SIGKILL);
 	wait_exit(s->pid, DEADLINE_MS, NULL);
 	close(s->out);
+	close(s->err);
 	return false;
 }
 
@@ -240,6 +244,8 @@ static int stop_server(struct server *s, int timeout_ms, double *elapsed_ms)
 	kill(s->pid, SIGTERM);
 	code = wait_exit(s->pid, timeout_ms, elapsed_ms);
 	close(s->out);
+	read_until(s->err, s->errtext, sizeof s->errtext, false, DEADLINE_MS);
+	close(s->err);
 	return code;
 }
 
@@ -330,6 +336,7 @@ static void test_echo(const char *kind, const char *model)
 
 	is_int(stop_server(&s, DEADLINE_MS, NULL), 0,
 	       "echo_%s -m %s: exits 0 on SIGTERM", kind, model);
+	is_str(s.errtext, "", "echo_%s -m %s: nothing on stderr", kind, model);
 	if (is_unix) {
 		ok(access(address, F_OK) < 0 && errno == ENOENT,
 		   "echo_%s -m %s: socket file removed", kind, model);
@@ -572,6 +579,12 @@ static void test_idle_client(const char *model)
 	   "idle client, -m %s: its connection was closed", model);
 	if (p.fd >= 0)
 		close(p.fd);
+	if (strcmp(model, "forking") == 0)	/* the child saw only EOF */
+		ok(s.errtext[0] == '\0', "idle client, -m forking: nothing on stderr");
+	else if (!ok(count_lines(s.errtext) == 1 &&
+		     strstr(s.errtext, "request cut after its 1.0 s grace period"),
+		     "idle client, -m %s: one stderr line says it was cut", model))
+		tap_diag("stderr: %s", s.errtext);
 }
 
 int main(void)
