@@ -388,42 +388,6 @@ static void set_accepting(struct cthreads *st, bool on)
 /* serve_forever                                                       */
 /* ------------------------------------------------------------------ */
 
-/* Mark the server as serving in this thread, as the core loop does, so
- * ss_server_close waits for us.  0, -EBUSY or -EBADF. */
-static int enter_serving(ss_server *s)
-{
-	struct ss__lock *l = ss__lock_of(s);
-	int rc = 0;
-
-	pthread_mutex_lock(&l->mu);
-	if (s->serving)
-		rc = -EBUSY;
-	else if (s->closed || s->fd < 0)
-		rc = -EBADF;
-	else {
-		s->serving = true;
-		l->serving_thread = pthread_self();
-	}
-	pthread_mutex_unlock(&l->mu);
-	return rc;
-}
-
-/* Consume the shutdown request (flag and pipe bytes) and mark the server
- * as not serving. */
-static void leave_serving(ss_server *s)
-{
-	struct ss__lock *l = ss__lock_of(s);
-	char buf[64];
-
-	while (read(s->wake_fd[0], buf, sizeof buf) > 0)
-		;
-	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
-	pthread_mutex_lock(&l->mu);
-	s->serving = false;
-	pthread_cond_broadcast(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-}
-
 /* serve_forever: the workers accept and serve; this thread waits for
  * shutdown on the wakeup pipe, running service_actions every
  * poll_interval.  Returns 0 after a shutdown, or a negative errno if the
@@ -432,12 +396,12 @@ static int cthreads_serve_forever(ss_server *s, double poll_interval)
 {
 	struct cthreads *st = state_of(s);
 	int interval = ss__timeout_ms(poll_interval);
-	int rc = enter_serving(s);
+	int rc = ss__enter_serving(s, false);
 
 	if (rc < 0)
 		return rc;
 	if (st->n == 0 && (rc = start_workers(s, st)) < 0) {
-		leave_serving(s);
+		ss__leave_serving(s);
 		return rc;
 	}
 	set_accepting(st, true);
@@ -447,7 +411,7 @@ static int cthreads_serve_forever(ss_server *s, double poll_interval)
 		s->ops->service_actions(s);
 	}
 	set_accepting(st, false);
-	leave_serving(s);
+	ss__leave_serving(s);
 	return 0;
 }
 

@@ -503,42 +503,6 @@ static int maintain(ss_server *s, struct prefork *st, double poll_interval)
 	return due;
 }
 
-/* Enter serve_forever as the core's loop does: -EBUSY if it runs already,
- * -EBADF once closed; else mark it running in this thread. */
-static int enter(ss_server *s)
-{
-	struct ss__lock *l = ss__lock_of(s);
-	int rc = 0;
-
-	pthread_mutex_lock(&l->mu);
-	if (s->serving)
-		rc = -EBUSY;
-	else if (s->closed || s->fd < 0)
-		rc = -EBADF;
-	else {
-		s->serving = true;
-		l->serving_thread = pthread_self();
-	}
-	pthread_mutex_unlock(&l->mu);
-	return rc;
-}
-
-/* Leave it: consume the shutdown request (flag and pipe bytes) so the
- * next serve_forever serves again, and wake ss_server_close. */
-static void leave(ss_server *s)
-{
-	struct ss__lock *l = ss__lock_of(s);
-	char buf[64];
-
-	while (read(s->wake_fd[0], buf, sizeof buf) > 0)
-		;
-	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
-	pthread_mutex_lock(&l->mu);
-	s->serving = false;
-	pthread_cond_broadcast(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-}
-
 /*
  * serve_forever in the parent: start the workers and supervise them until
  * ss_server_shutdown (from any thread, a signal handler, or a handler in
@@ -551,7 +515,7 @@ int ss__prefork_serve_forever(ss_server *s, double poll_interval)
 	struct prefork *st = state_of(s);
 	int rc, interval = ss__timeout_ms(poll_interval), due, ms;
 
-	rc = enter(s);
+	rc = ss__enter_serving(s, false);
 	if (rc < 0)
 		return rc;
 	rc = stop_pending(s) ? 0 : make_slots(s, st);
@@ -567,7 +531,7 @@ int ss__prefork_serve_forever(ss_server *s, double poll_interval)
 		for (int i = 0; i < st->nslots; i++)
 			tell_stop(st, i);
 	reap_ended(s, st, false);
-	leave(s);
+	ss__leave_serving(s);
 	return rc;
 }
 

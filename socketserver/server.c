@@ -153,7 +153,7 @@ int ss_server_activate(ss_server *s)
 }
 
 /* Mark the loop as running in this thread; -EBUSY if it already runs. */
-static int enter_loop(ss_server *s)
+int ss__enter_serving(ss_server *s, bool need_selector)
 {
 	struct ss__lock *l = ss__lock_of(s);
 	int rc = 0;
@@ -163,7 +163,7 @@ static int enter_loop(ss_server *s)
 		rc = -EBUSY;
 	else if (s->closed || s->fd < 0)
 		rc = -EBADF;
-	else if (!ss_server_selector(s))
+	else if (need_selector && !ss_server_selector(s))
 		rc = -EINVAL;
 	else {
 		s->serving = true;
@@ -173,22 +173,16 @@ static int enter_loop(ss_server *s)
 	return rc;
 }
 
-/* Consume a shutdown request (flag and pipe bytes) so the next
- * serve_forever serves again. */
-static void consume_stop(ss_server *s)
+void ss__leave_serving(ss_server *s)
 {
+	struct ss__lock *l = ss__lock_of(s);
 	char buf[64];
 
+	/* consume the shutdown request (flag and pipe bytes) so the next
+	 * serve_forever serves again */
 	while (read(s->wake_fd[0], buf, sizeof buf) > 0)
 		;
 	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
-}
-
-static void leave_loop(ss_server *s)
-{
-	struct ss__lock *l = ss__lock_of(s);
-
-	consume_stop(s);
 	pthread_mutex_lock(&l->mu);
 	s->serving = false;
 	pthread_cond_broadcast(&l->cv);
@@ -489,7 +483,7 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 	int interval = ss__timeout_ms(poll_interval);
 	int rc, i;
 
-	rc = enter_loop(s);
+	rc = ss__enter_serving(s, true);
 	if (rc < 0)
 		return rc;
 	while (!stop_pending(s)) {
@@ -505,14 +499,14 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 		service(s);
 		rc = 0;
 	}
-	leave_loop(s);
+	ss__leave_serving(s);
 	return rc;
 }
 
 int ss_server_handle_request(ss_server *s, double timeout)
 {
 	double deadline;
-	int rc = enter_loop(s);
+	int rc = ss__enter_serving(s, true);
 
 	if (rc < 0)
 		return rc;
@@ -537,7 +531,7 @@ int ss_server_handle_request(ss_server *s, double timeout)
 			break;
 		}
 	}
-	leave_loop(s);
+	ss__leave_serving(s);
 	return rc;
 }
 

@@ -107,6 +107,19 @@ void ss__buffers_clear(struct ss__buffers *b);
 void ss__request_buffers_free(ss_request *r);
 
 /*
+ * Mark the server as served by this thread (ss_server_close then stops
+ * and waits for it): -EBUSY if a loop runs already, -EBADF once closed,
+ * -EINVAL if need_selector and none could be made; else 0.  Every
+ * serve_forever (the core's, prefork's parent, threads+coroutine's)
+ * enters and leaves this way.
+ */
+int ss__enter_serving(ss_server *server, bool need_selector);
+
+/* Leave: consume the shutdown request (flag and wakeup bytes) so the next
+ * serve_forever serves again, and wake ss_server_close. */
+void ss__leave_serving(ss_server *server);
+
+/*
  * The core loop (serve_forever without a mixin's own serve_forever), for
  * models whose workers run the ordinary loop, such as prefork's.
  */
