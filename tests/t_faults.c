@@ -1,7 +1,10 @@
 /*
  * t_faults.c - failure paths, injected through the ss__sys table and
  * real: accept4 failing with ECONNABORTED (retried) and EMFILE (backed
- * off without spinning, reported once, resumed), a real EMFILE in a
+ * off without spinning, reported once, resumed: under threading, pool,
+ * coroutine and threads+coroutine, which has accept loops of its own;
+ * prefork's workers run the core loop in processes the schedule does not
+ * reach), a real EMFILE in a
  * child with a low RLIMIT_NOFILE, send/recv interrupted (EINTR) and
  * short, thread and process starts failing, clients resetting
  * mid-stream, and writes to a closed peer not raising SIGPIPE.
@@ -184,32 +187,41 @@ static bool accept_called(void *arg)
 	return fu_calls(FU_ACCEPT4) > *(long *)arg;
 }
 
-static void test_emfile_injected(void)
+/* accept4 fails with EMFILE until told otherwise: under model m the
+ * server backs off instead of spinning, reports the episode, and serves
+ * the waiting client once descriptors are back.  threads+coroutine runs
+ * its own accept loops, the other models the core's. */
+static void test_emfile_injected(const ss_mixin *m)
 {
-	struct srv v = up(&ss_threading_mixin, &echo);
-	long before = fu_calls(FU_ACCEPT4), c0, c1;
+	struct srv v;
+	long before, c0, c1;
 	char msg[SS_ERRMSG_MAX];
 	int fd, server_calls = 0;
+	const char *n = m->name;
 
+	v.s = tu_server(&tcp_ops, m, &echo, NULL);
+	v.s->workers = 2;
+	tu_serve_start(v.s, &v.th);
+	before = fu_calls(FU_ACCEPT4);
 	log_clear();
 	fu_fail_next(FU_ACCEPT4, -1, EMFILE);
 	fd = ping(v.s);		/* queued: the listener stays readable */
-	ok(tu_wait_until(accept_called, &before, 3.0), "accept4 is tried");
+	ok(tu_wait_until(accept_called, &before, 3.0), "%s: accept4 is tried", n);
 	c0 = fu_calls(FU_ACCEPT4);
 	poll(NULL, 0, 300);	/* the measuring window */
 	c1 = fu_calls(FU_ACCEPT4);
-	ok(c1 - c0 < 30, "EMFILE: no spinning (%ld accept4 calls in 300 ms)",
+	ok(c1 - c0 < 30, "%s EMFILE: no spinning (%ld accept4 calls in 300 ms)", n,
 	   c1 - c0);
 	fu_fail_next(FU_ACCEPT4, 0, 0);
-	ok(ponged(fd), "EMFILE gone: the pending client is served");
+	ok(ponged(fd), "%s EMFILE gone: the pending client is served", n);
 	close(fd);
-	ok(roundtrip(v.s), "and the server keeps serving");
+	ok(roundtrip(v.s), "%s: and the server keeps serving", n);
 	log_get(&server_calls, NULL, msg);
 	ok(server_calls >= 1 && server_calls <= 3,
-	   "handle_error(request = NULL) reported the episode, not every "
-	   "attempt (%d calls)", server_calls);
+	   "%s: handle_error(request = NULL) reported the episode, not every "
+	   "attempt (%d calls)", n, server_calls);
 	ok(strstr(msg, "Too many open files") != NULL,
-	   "server->errmsg mentions it: '%s'", msg);
+	   "%s: server->errmsg mentions it: '%s'", n, msg);
 	down(&v);
 }
 
@@ -565,7 +577,10 @@ int main(void)
 	fu_install();
 	test_emfile_real();	/* forks: first, while no thread runs */
 	test_connaborted();
-	test_emfile_injected();
+	test_emfile_injected(&ss_threading_mixin);
+	test_emfile_injected(&ss_thread_pool_mixin);
+	test_emfile_injected(&ss_coroutine_mixin);
+	test_emfile_injected(&ss_coroutine_threads_mixin);
 	test_send_eintr_short();
 	test_recv_eintr();
 	start_fails(&ss_threading_mixin, FU_PTHREAD_CREATE, "start thread");
