@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what building and testing need on Debian 12, only if missing:
-# scons, a C compiler, clang, prove (perl), socat is not needed.
+# scons, a C compiler, clang, prove (perl), OpenSSL's headers and its
+# command (the TLS tests talk to the servers with `openssl s_client`).
 # Run as root (or with sudo available); does nothing when all is present.
 set -e
 need=""
@@ -9,6 +10,7 @@ command -v gcc >/dev/null 2>&1 || need="$need gcc"
 command -v clang >/dev/null 2>&1 || need="$need clang"
 command -v prove >/dev/null 2>&1 || need="$need perl"
 [ -e /usr/include/openssl/ssl.h ] || need="$need libssl-dev"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
 [ -e /usr/include/pthread.h ] || need="$need libc6-dev"
 if [ -n "$need" ]; then
 	SUDO=""
