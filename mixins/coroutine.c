@@ -597,10 +597,6 @@ const ss_mixin ss_coroutine_mixin = {
 	.next_timeout = coroutine_next_timeout,
 };
 
-#define COMPOSE(fn, ops, mixin)						\
-	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
-	{ return ss_server_new(&(ops), (mixin), address, h, 0, err); }
-
-COMPOSE(ss_coroutine_tcp_server_new, ss_tcp_server_ops, &ss_coroutine_mixin)
-COMPOSE(ss_coroutine_udp_server_new, ss_udp_server_ops, &ss_coroutine_mixin)
-COMPOSE(ss_coroutine_unix_stream_server_new, ss_unix_stream_server_ops, &ss_coroutine_mixin)
+SS__COMPOSE(ss_coroutine_tcp_server_new, ss_tcp_server_ops, &ss_coroutine_mixin)
+SS__COMPOSE(ss_coroutine_udp_server_new, ss_udp_server_ops, &ss_coroutine_mixin)
+SS__COMPOSE(ss_coroutine_unix_stream_server_new, ss_unix_stream_server_ops, &ss_coroutine_mixin)

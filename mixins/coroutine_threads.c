@@ -493,10 +493,7 @@ const ss_mixin ss_coroutine_threads_mixin = {
 	.serve_forever = cthreads_serve_forever,
 };
 
-#define COMPOSE(fn, ops)						\
-	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
-	{ return ss_server_new(&(ops), &ss_coroutine_threads_mixin, address, h, 0, err); }
-
-COMPOSE(ss_coroutine_threads_tcp_server_new, ss_tcp_server_ops)
-COMPOSE(ss_coroutine_threads_udp_server_new, ss_udp_server_ops)
-COMPOSE(ss_coroutine_threads_unix_stream_server_new, ss_unix_stream_server_ops)
+/* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
+SS__COMPOSE(ss_coroutine_threads_tcp_server_new, ss_tcp_server_ops, &ss_coroutine_threads_mixin)
+SS__COMPOSE(ss_coroutine_threads_udp_server_new, ss_udp_server_ops, &ss_coroutine_threads_mixin)
+SS__COMPOSE(ss_coroutine_threads_unix_stream_server_new, ss_unix_stream_server_ops, &ss_coroutine_threads_mixin)

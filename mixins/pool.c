@@ -311,35 +311,15 @@ static int pool_process_request(ss_server *s, ss_request *r)
 /* Teardown                                                            */
 /* ------------------------------------------------------------------ */
 
-/* A monotonic time in seconds (ss__now's clock) as a timespec. */
-static struct timespec to_timespec(double t)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)t;
-	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* Wait (mu held) until the queue is empty and at most `self` requests
  * run, or the monotonic deadline passes (< 0: none).  True when drained. */
 static bool wait_drained(struct pool *p, size_t self, double deadline)
 {
-	struct timespec ts = to_timespec(deadline);
-
-	bool timed_out = false;
+	bool in_time = true;
 
 	p->drain_waiters++;
-	while ((p->queued > 0 || p->nrunning > self) && !timed_out) {
-		if (deadline < 0)
-			pthread_cond_wait(&p->drained, &p->mu);
-		else
-			timed_out = pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT;
-	}
+	while ((p->queued > 0 || p->nrunning > self) && in_time)
+		in_time = ss__cond_wait_until(&p->drained, &p->mu, deadline);
 	p->drain_waiters--;
 	return p->queued == 0 && p->nrunning <= self;
 }
@@ -417,29 +397,22 @@ static void pool_server_close(ss_server *s, double grace)
 static int pool_init(ss_server *s)
 {
 	struct pool *p = calloc(1, sizeof *p);
-	pthread_condattr_t ca;
 	int err;
 
 	if (!p)
 		return -ENOMEM;
 	p->room_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->room_fd < 0) {
-		err = errno;
+		err = -errno;
 		goto out_free;
 	}
-	err = pthread_condattr_init(&ca);
+	err = ss__cond_init_monotonic(&p->drained);
 	if (err)
 		goto out_close;
-	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (!err)
-		err = pthread_cond_init(&p->drained, &ca);
-	pthread_condattr_destroy(&ca);
-	if (err)
-		goto out_close;
-	err = pthread_cond_init(&p->work, NULL);
+	err = -pthread_cond_init(&p->work, NULL);
 	if (err)
 		goto out_drained;
-	err = pthread_mutex_init(&p->mu, NULL);
+	err = -pthread_mutex_init(&p->mu, NULL);
 	if (err)
 		goto out_work;
 	s->mixin_state = p;
@@ -453,7 +426,7 @@ out_close:
 	close(p->room_fd);
 out_free:
 	free(p);
-	return -err;
+	return err;
 }
 
 /* Free the state.  Workers still there (close did not wait:
@@ -502,11 +475,7 @@ const ss_mixin ss_thread_pool_mixin = {
 	.active_count = pool_active_count,
 };
 
-/* The compositions, one line each (as in compose.c). */
-#define COMPOSE(fn, ops)						\
-	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
-	{ return ss_server_new(&(ops), &ss_thread_pool_mixin, address, h, 0, err); }
-
-COMPOSE(ss_pool_tcp_server_new, ss_tcp_server_ops)
-COMPOSE(ss_pool_udp_server_new, ss_udp_server_ops)
-COMPOSE(ss_pool_unix_stream_server_new, ss_unix_stream_server_ops)
+/* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
+SS__COMPOSE(ss_pool_tcp_server_new, ss_tcp_server_ops, &ss_thread_pool_mixin)
+SS__COMPOSE(ss_pool_udp_server_new, ss_udp_server_ops, &ss_thread_pool_mixin)
+SS__COMPOSE(ss_pool_unix_stream_server_new, ss_unix_stream_server_ops, &ss_thread_pool_mixin)

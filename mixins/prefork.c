@@ -641,11 +641,7 @@ const ss_mixin ss_prefork_mixin = {
 	.serve_forever = ss__prefork_serve_forever,
 };
 
-/* The compositions, one line each (as in compose.c). */
-#define COMPOSE(fn, ops)						\
-	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
-	{ return ss_server_new(&(ops), &ss_prefork_mixin, address, h, 0, err); }
-
-COMPOSE(ss_prefork_tcp_server_new, ss_tcp_server_ops)
-COMPOSE(ss_prefork_udp_server_new, ss_udp_server_ops)
-COMPOSE(ss_prefork_unix_stream_server_new, ss_unix_stream_server_ops)
+/* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
+SS__COMPOSE(ss_prefork_tcp_server_new, ss_tcp_server_ops, &ss_prefork_mixin)
+SS__COMPOSE(ss_prefork_udp_server_new, ss_udp_server_ops, &ss_prefork_mixin)
+SS__COMPOSE(ss_prefork_unix_stream_server_new, ss_unix_stream_server_ops, &ss_prefork_mixin)

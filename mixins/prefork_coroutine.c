@@ -24,11 +24,7 @@ const ss_mixin ss_prefork_coroutine_mixin = {
 	.serve_forever = ss__prefork_serve_forever,
 };
 
-#define COMPOSE(fn, ops, mixin)						\
-	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
-	{ return ss_server_new(&(ops), (mixin), address, h, 0, err); }
-
-COMPOSE(ss_prefork_coroutine_tcp_server_new, ss_tcp_server_ops, &ss_prefork_coroutine_mixin)
-COMPOSE(ss_prefork_coroutine_udp_server_new, ss_udp_server_ops, &ss_prefork_coroutine_mixin)
-COMPOSE(ss_prefork_coroutine_unix_stream_server_new, ss_unix_stream_server_ops,
+SS__COMPOSE(ss_prefork_coroutine_tcp_server_new, ss_tcp_server_ops, &ss_prefork_coroutine_mixin)
+SS__COMPOSE(ss_prefork_coroutine_udp_server_new, ss_udp_server_ops, &ss_prefork_coroutine_mixin)
+SS__COMPOSE(ss_prefork_coroutine_unix_stream_server_new, ss_unix_stream_server_ops,
 	&ss_prefork_coroutine_mixin)

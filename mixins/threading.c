@@ -261,32 +261,13 @@ out_free_rec:
 /* Waiting and teardown                                                */
 /* ------------------------------------------------------------------ */
 
-/* A monotonic time in seconds (ss__now's clock) as a timespec. */
-static struct timespec to_timespec(double t)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)t;
-	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* Wait (mu held) until at most `self` threads run or the monotonic
  * deadline passes (< 0: none).  Returns true when they ended. */
 static bool wait_ended(struct threading *st, size_t self, double deadline)
 {
-	struct timespec ts = to_timespec(deadline);
-
-	while (st->count > self) {
-		if (deadline < 0)
-			pthread_cond_wait(&st->ended, &st->mu);
-		else if (pthread_cond_timedwait(&st->ended, &st->mu, &ts) == ETIMEDOUT)
+	while (st->count > self)
+		if (!ss__cond_wait_until(&st->ended, &st->mu, deadline))
 			return st->count <= self;
-	}
 	return true;
 }
 
@@ -327,21 +308,14 @@ static void threading_server_close(ss_server *s, double grace)
 static int threading_init(ss_server *s)
 {
 	struct threading *st = calloc(1, sizeof *st);
-	pthread_condattr_t ca;
 	int err;
 
 	if (!st)
 		return -ENOMEM;
-	err = pthread_condattr_init(&ca);
+	err = ss__cond_init_monotonic(&st->ended);
 	if (err)
 		goto out_free;
-	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (!err)
-		err = pthread_cond_init(&st->ended, &ca);
-	pthread_condattr_destroy(&ca);
-	if (err)
-		goto out_free;
-	err = pthread_mutex_init(&st->mu, NULL);
+	err = -pthread_mutex_init(&st->mu, NULL);
 	if (err)
 		goto out_cond;
 	s->mixin_state = st;
@@ -351,7 +325,7 @@ out_cond:
 	pthread_cond_destroy(&st->ended);
 out_free:
 	free(st);
-	return -err;
+	return err;
 }
 
 /* Free the state.  Threads (daemon ones, or any after a close that did

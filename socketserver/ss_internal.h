@@ -69,6 +69,22 @@ int ss__timeout_ms(double seconds);
 /* Remaining ms until deadline (monotonic seconds), >= 0; -1 if deadline<0. */
 int ss__remaining_ms(double deadline);
 
+/* Initialise a condition variable whose timed waits run on ss__now's
+ * (monotonic) clock, so deadlines ignore wall-clock changes.  0 or a
+ * negative errno. */
+int ss__cond_init_monotonic(pthread_cond_t *cv);
+
+/* Wait on cv (mu held) until signalled or the monotonic deadline passes
+ * (< 0: no deadline).  False when the deadline passed. */
+bool ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline);
+
+/* One predefined composition: a kind (ops) plus a model (mixin, NULL:
+ * sync), one line each in the source, as ThreadingTCPServer is in
+ * Python. */
+#define SS__COMPOSE(fn, ops, mixin)					\
+	ss_server *fn(const char *address, const ss_handler *h, ss_error *err) \
+	{ return ss_server_new(&(ops), (mixin), address, h, 0, err); }
+
 /*
  * Wait until fd is ready for events or timeout_ms passes (-1: forever),
  * retrying EINTR with the remaining time.  Returns 0 when ready,

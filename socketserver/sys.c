@@ -46,6 +46,37 @@ double ss__now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int ss__cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	int err = pthread_condattr_init(&ca);
+
+	if (err)
+		return -err;
+	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return -err;
+}
+
+bool ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline)
+{
+	struct timespec ts;
+
+	if (deadline < 0) {
+		pthread_cond_wait(cv, mu);
+		return true;
+	}
+	ts.tv_sec = (time_t)deadline;
+	ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
+}
+
 /* A timeout in seconds as poll() milliseconds, rounded up so a short
  * timeout never becomes a busy 0; negative means forever (-1). */
 int ss__timeout_ms(double seconds)
