@@ -11,6 +11,7 @@
  */
 #include "ss.h"
 #include "tap.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,160 +28,20 @@
 
 #define DEADLINE_MS 10000	/* longest wait for anything */
 
-static char bindir[PATH_MAX + 16];	/* BUILD/examples */
 static char tmpdir[] = "/tmp/t_examples.XXXXXX";
 
 static const char *const kinds[] = { "tcp", "udp", "unix_stream", "unix_dgram" };
 static const char *const models[] = { "sync", "threading", "forking" };
 
 /* ------------------------------------------------------------------ */
-/* Time, processes and pipes                                           */
+/* Starting the examples                                               */
 /* ------------------------------------------------------------------ */
 
-/* Monotonic clock, milliseconds. */
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Milliseconds left until deadline (now_ms() based), >= 0. */
-static int left_ms(double deadline)
-{
-	double left = deadline - now_ms();
-
-	return left <= 0 ? 0 : (int)left + 1;
-}
-
-/* Find the examples directory from this program's own path. */
-static void find_examples(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	char *slash;
-
-	if (n < 0)
-		tap_bail("readlink /proc/self/exe: %s", strerror(errno));
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(bindir, sizeof bindir, "%s/../examples", self);
-}
-
-/*
- * Start the example program argv[0] (a name in bindir) with argv; its
- * stdin is /dev/null, its stdout goes to a pipe (*out) and its stderr to
- * a pipe (*err) or, when err is NULL, to ours.  Returns the pid or -1.
- */
+/* Start the example program argv[0] (a name in BUILD/examples) as
+ * tu_spawn does, stdin from /dev/null. */
 static pid_t spawn(const char *argv[], int *out, int *err)
 {
-	int po[2], pe[2] = { -1, -1 }, null;
-	char path[sizeof bindir + 32];
-	pid_t pid;
-
-	snprintf(path, sizeof path, "%s/%s", bindir, argv[0]);
-	if (pipe2(po, O_CLOEXEC) < 0 || (err && pipe2(pe, O_CLOEXEC) < 0))
-		tap_bail("pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid == 0) {
-		null = open("/dev/null", O_RDONLY);
-		dup2(null, STDIN_FILENO);
-		dup2(po[1], STDOUT_FILENO);
-		if (err)
-			dup2(pe[1], STDERR_FILENO);
-		argv[0] = path;
-		execv(path, (char *const *)argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	close(po[1]);
-	*out = po[0];
-	if (err) {
-		close(pe[1]);
-		*err = pe[0];
-	}
-	if (pid < 0)
-		tap_diag("fork: %s", strerror(errno));
-	return pid;
-}
-
-/*
- * Wait up to timeout_ms for pid to exit (a WNOHANG poll every 10 ms).
- * Returns its exit status, 128 + signal if killed, or -1 on timeout (the
- * process is then killed and reaped).  *elapsed_ms, if given, is set.
- */
-static int wait_exit(pid_t pid, int timeout_ms, double *elapsed_ms)
-{
-	const struct timespec tick = { 0, 10 * 1000 * 1000 };
-	double start = now_ms();
-	int status;
-	pid_t r;
-
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0 &&
-	       now_ms() - start < timeout_ms)
-		nanosleep(&tick, NULL);
-	if (elapsed_ms)
-		*elapsed_ms = now_ms() - start;
-	if (r == 0) {
-		tap_diag("pid %d still running after %d ms: killed",
-			 (int)pid, timeout_ms);
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		return -1;
-	}
-	if (r < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/*
- * Read from fd into buf (size bytes, kept NUL-terminated) until EOF, or
- * only up to the first '\n' when line is set, waiting at most timeout_ms.
- * Returns the length, or -1 on timeout or error (buf holds what came).
- */
-static ssize_t read_until(int fd, char *buf, size_t size, bool line, int timeout_ms)
-{
-	double deadline = now_ms() + timeout_ms;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-	ssize_t n;
-	int rc;
-
-	buf[0] = '\0';
-	while (got + 1 < size) {
-		rc = poll(&p, 1, left_ms(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			return -1;
-		n = read(fd, buf + got, line ? 1 : size - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf[got + (size_t)n] = '\0';
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (line && buf[got - 1] == '\n')
-			break;
-	}
-	buf[got] = '\0';
-	return (ssize_t)got;
-}
-
-/* Number of lines in s (a last line without '\n' counts). */
-static int count_lines(const char *s)
-{
-	int n = 0;
-
-	for (; *s; s++)
-		if (*s == '\n' || s[1] == '\0')
-			n++;
-	return n;
+	return tu_spawn(tu_example_path(argv[0]), argv, NULL, out, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -224,12 +85,12 @@ static bool start_server(struct server *s, const char *kind, const char *model,
 	s->pid = spawn(argv, &s->out, &s->err);
 	if (s->pid < 0)
 		return false;
-	if (read_until(s->out, line, sizeof line, true, DEADLINE_MS) > 0 &&
+	if (tu_read_until(s->out, line, sizeof line, true, DEADLINE_MS) > 0 &&
 	    sscanf(line, "listening on %127s", s->addr) == 1)
 		return true;
 	tap_diag("%s %s: no 'listening on' line (got '%s')", prog, address, line);
 	kill(s->pid, SIGKILL);
-	wait_exit(s->pid, DEADLINE_MS, NULL);
+	tu_wait_exit(s->pid, DEADLINE_MS, NULL);
 	close(s->out);
 	close(s->err);
 	return false;
@@ -242,9 +103,9 @@ static int stop_server(struct server *s, int timeout_ms, double *elapsed_ms)
 	int code;
 
 	kill(s->pid, SIGTERM);
-	code = wait_exit(s->pid, timeout_ms, elapsed_ms);
+	code = tu_wait_exit(s->pid, timeout_ms, elapsed_ms);
 	close(s->out);
-	read_until(s->err, s->errtext, sizeof s->errtext, false, DEADLINE_MS);
+	tu_read_until(s->err, s->errtext, sizeof s->errtext, false, DEADLINE_MS);
 	close(s->err);
 	return code;
 }
@@ -264,10 +125,10 @@ static int run_client(const char *kind, const char *address, const char *msg,
 	pid = spawn(argv, &out, NULL);
 	if (pid < 0)
 		return -1;
-	if (read_until(out, reply, size, false, DEADLINE_MS) < 0)
+	if (tu_read_until(out, reply, size, false, DEADLINE_MS) < 0)
 		tap_diag("echo_client %s: no EOF on its stdout in time", address);
 	close(out);
-	code = wait_exit(pid, DEADLINE_MS, NULL);
+	code = tu_wait_exit(pid, DEADLINE_MS, NULL);
 	return code;
 }
 
@@ -352,11 +213,11 @@ static void test_help(void)
 	int fo, fe;
 	pid_t pid = spawn(argv, &fo, &fe);
 
-	read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
 	close(fo);
 	close(fe);
-	is_int(wait_exit(pid, DEADLINE_MS, NULL), 0, "echo_tcp -h exits 0");
+	is_int(tu_wait_exit(pid, DEADLINE_MS, NULL), 0, "echo_tcp -h exits 0");
 	ok(strstr(out, "usage: echo_tcp") && strstr(out, "sync") &&
 	   strstr(out, "threading") && strstr(out, "forking") && !err[0],
 	   "echo_tcp -h prints the usage, naming the models, on stdout");
@@ -373,13 +234,13 @@ static void test_bad_address(const char *address, const char *expect)
 	int fo, fe;
 	pid_t pid = spawn(argv, &fo, &fe);
 
-	read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
 	close(fo);
 	close(fe);
-	is_int(wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp %s exits 2", address);
+	is_int(tu_wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp %s exits 2", address);
 	tap_diag("stderr: %s", err);
-	ok(count_lines(err) == 1 && strncmp(err, "echo_tcp: ", 10) == 0 &&
+	ok(tu_count_lines(err) == 1 && strncmp(err, "echo_tcp: ", 10) == 0 &&
 	   (!expect || strstr(err, expect)) && !out[0],
 	   "echo_tcp %s: one line on stderr%s%s", address,
 	   expect ? " with " : "", expect ? expect : "");
@@ -447,11 +308,11 @@ static void test_stack_option(void)
 		       "echo_tcp -m %s -s 64k exits 0", stacked[i]);
 	}
 	pid = spawn(argv, &fo, &fe);
-	read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
 	close(fo);
 	close(fe);
-	is_int(wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp -s 1k exits 2");
+	is_int(tu_wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp -s 1k exits 2");
 	ok(!strncmp(err, "echo_tcp: bad stack size '1k'", 29) && !out[0],
 	   "echo_tcp -s 1k says why on stderr");
 }
@@ -484,7 +345,7 @@ static unsigned char pattern(size_t i)
  */
 static ssize_t pump(int fd, size_t len)
 {
-	double deadline = now_ms() + DEADLINE_MS;
+	double deadline = tu_now_ms() + DEADLINE_MS;
 	unsigned char out[65536], in[65536];
 	size_t sent = 0, got = 0, i, chunk;
 	struct pollfd p = { .fd = fd };
@@ -498,7 +359,7 @@ static ssize_t pump(int fd, size_t len)
 			shut = true;
 		}
 		p.events = POLLIN | (sent < len ? POLLOUT : 0);
-		rc = poll(&p, 1, left_ms(deadline));
+		rc = poll(&p, 1, tu_left_ms(deadline));
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc <= 0)
@@ -581,7 +442,7 @@ static void test_idle_client(const char *model)
 		close(p.fd);
 	if (strcmp(model, "forking") == 0)	/* the child saw only EOF */
 		ok(s.errtext[0] == '\0', "idle client, -m forking: nothing on stderr");
-	else if (!ok(count_lines(s.errtext) == 1 &&
+	else if (!ok(tu_count_lines(s.errtext) == 1 &&
 		     strstr(s.errtext, "request cut after its 1.0 s grace period"),
 		     "idle client, -m %s: one stderr line says it was cut", model))
 		tap_diag("stderr: %s", s.errtext);
@@ -591,7 +452,6 @@ int main(void)
 {
 	size_t k, m;
 
-	find_examples();
 	if (!mkdtemp(tmpdir))
 		tap_bail("mkdtemp: %s", strerror(errno));
 

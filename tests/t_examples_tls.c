@@ -50,162 +50,10 @@
 #define SERIAL_SERVER 1001	/* tlsutil's serials for server, server2 */
 #define SERIAL_SERVER2 1002
 
-static char prog[PATH_MAX + 32];	/* BUILD/examples/echo_tls */
+static const char *prog;		/* BUILD/examples/echo_tls */
 static const tt_certs *certs;
 
 static const char *const models[] = { "threading", "forking", "sync", "coroutine" };
-
-/* ------------------------------------------------------------------ */
-/* Time, processes and pipes                                           */
-/* ------------------------------------------------------------------ */
-
-/* Monotonic clock, milliseconds. */
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Milliseconds left until deadline (now_ms() based), >= 0. */
-static int left_ms(double deadline)
-{
-	double left = deadline - now_ms();
-
-	return left <= 0 ? 0 : (int)left + 1;
-}
-
-/* Find echo_tls from this program's own path. */
-static void find_example(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	char *slash;
-
-	if (n < 0)
-		tap_bail("readlink /proc/self/exe: %s", strerror(errno));
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(prog, sizeof prog, "%s/../examples/echo_tls", self);
-	if (access(prog, X_OK) < 0)
-		tap_bail("%s: %s (build the examples first)", prog, strerror(errno));
-}
-
-/*
- * Start the program path with argv (argv[0] is only its name).  Its stdin
- * is a pipe (*in) or /dev/null when in is NULL; stdout and stderr go to
- * pipes (*out, *err).  All our ends are close-on-exec, so no other child
- * inherits them.  Returns the pid; bails out when it cannot fork.
- */
-static pid_t spawn(const char *path, const char *argv[], int *in, int *out, int *err)
-{
-	int pi[2] = { -1, -1 }, po[2], pe[2], null;
-	pid_t pid;
-
-	if ((in && pipe2(pi, O_CLOEXEC) < 0) || pipe2(po, O_CLOEXEC) < 0 ||
-	    pipe2(pe, O_CLOEXEC) < 0)
-		tap_bail("pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		tap_bail("fork: %s", strerror(errno));
-	if (pid == 0) {
-		if (in) {
-			dup2(pi[0], STDIN_FILENO);
-		} else {
-			null = open("/dev/null", O_RDONLY);
-			dup2(null, STDIN_FILENO);
-		}
-		dup2(po[1], STDOUT_FILENO);
-		dup2(pe[1], STDERR_FILENO);
-		execv(path, (char *const *)argv);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	if (in) {
-		close(pi[0]);
-		*in = pi[1];
-	}
-	close(po[1]);
-	close(pe[1]);
-	*out = po[0];
-	*err = pe[0];
-	return pid;
-}
-
-/*
- * Wait up to timeout_ms for pid to exit (WNOHANG polled every 5 ms: a
- * bounded wait for a condition).  Returns its exit status, 128 + signal
- * if killed by one, or -1 on timeout (it is then SIGKILLed and reaped).
- */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-	const struct timespec tick = { 0, 5 * 1000 * 1000 };
-	double deadline = now_ms() + timeout_ms;
-	int status;
-	pid_t r;
-
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
-		nanosleep(&tick, NULL);
-	if (r == 0) {
-		tap_diag("pid %d still running after %d ms: killed", (int)pid, timeout_ms);
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		return -1;
-	}
-	if (r < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/*
- * Read from fd into buf (size bytes, kept NUL-terminated) until EOF, or
- * only up to the first '\n' when line is set, waiting at most timeout_ms.
- * Returns the length, or -1 on timeout or error (buf holds what came).
- */
-static ssize_t read_until(int fd, char *buf, size_t size, bool line, int timeout_ms)
-{
-	double deadline = now_ms() + timeout_ms;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-	ssize_t n;
-	int rc;
-
-	buf[0] = '\0';
-	while (got + 1 < size) {
-		rc = poll(&p, 1, left_ms(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			return -1;
-		n = read(fd, buf + got, line ? 1 : size - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		buf[got] = '\0';
-		if (line && buf[got - 1] == '\n')
-			break;
-	}
-	buf[got] = '\0';
-	return (ssize_t)got;
-}
-
-/* Number of lines in s (a last line without '\n' counts). */
-static int count_lines(const char *s)
-{
-	int n = 0;
-
-	for (; *s; s++)
-		if (*s == '\n' || s[1] == '\0')
-			n++;
-	return n;
-}
 
 /* ------------------------------------------------------------------ */
 /* echo_tls servers                                                    */
@@ -247,15 +95,15 @@ static bool start_server(struct server *s, const char *model, const char *cert,
 		argv[n++] = *extra;
 	argv[n++] = address;
 	argv[n] = NULL;
-	s->pid = spawn(prog, argv, NULL, &s->out, &s->err);
-	if (read_until(s->out, line, sizeof line, true, DEADLINE_MS) > 0 &&
+	s->pid = tu_spawn(prog, argv, NULL, &s->out, &s->err);
+	if (tu_read_until(s->out, line, sizeof line, true, DEADLINE_MS) > 0 &&
 	    sscanf(line, "listening on %63s", s->addr) == 1)
 		return true;
 	tap_diag("echo_tls -m %s %s: no 'listening on' line (got '%s')",
 		 model ? model : "(default)", address, line);
 	kill(s->pid, SIGKILL);
-	wait_exit(s->pid, DEADLINE_MS);
-	read_until(s->err, err, sizeof err, false, 0);
+	tu_wait_exit(s->pid, DEADLINE_MS, NULL);
+	tu_read_until(s->err, err, sizeof err, false, 0);
 	if (err[0])
 		tap_diag("its stderr: %s", err);
 	close(s->out);
@@ -289,7 +137,7 @@ static int stop_server(struct server *s)
 	int code;
 
 	kill(s->pid, SIGTERM);
-	code = wait_exit(s->pid, DEADLINE_MS);
+	code = tu_wait_exit(s->pid, DEADLINE_MS, NULL);
 	drain_stderr(s, err, sizeof err);
 	if (code != 0 && err[0])
 		tap_diag("echo_tls exited %d; its stderr: %s", code, err);
@@ -305,10 +153,10 @@ static int stop_server(struct server *s)
  */
 static bool wait_reload_line(struct server *s, char *line, size_t size, int timeout_ms)
 {
-	double deadline = now_ms() + timeout_ms;
+	double deadline = tu_now_ms() + timeout_ms;
 
 	for (;;) {
-		if (read_until(s->err, line, size, true, left_ms(deadline)) <= 0) {
+		if (tu_read_until(s->err, line, size, true, tu_left_ms(deadline)) <= 0) {
 			tap_diag("no reload line on echo_tls's stderr within %d ms "
 				 "(last: '%s')", timeout_ms, line);
 			return false;
@@ -468,14 +316,14 @@ static void run_s_client(const char *address, const char *cafile, const char *li
 	int in, out, errfd, code;
 	pid_t pid;
 
-	pid = spawn(OPENSSL_BIN, argv, &in, &out, &errfd);
+	pid = tu_spawn(OPENSSL_BIN, argv, &in, &out, &errfd);
 	if (write(in, line, strlen(line)) != (ssize_t)strlen(line))
 		tap_diag("write to s_client: %s", strerror(errno));
-	read_until(out, got, got_size, true, DEADLINE_MS);
+	tu_read_until(out, got, got_size, true, DEADLINE_MS);
 	kill(pid, SIGTERM);
 	close(in);
-	code = wait_exit(pid, DEADLINE_MS);
-	read_until(errfd, err, err_size, false, DEADLINE_MS);
+	code = tu_wait_exit(pid, DEADLINE_MS, NULL);
+	tu_read_until(errfd, err, err_size, false, DEADLINE_MS);
 	close(out);
 	close(errfd);
 	if (code != 128 + SIGTERM)
@@ -533,15 +381,15 @@ static void test_bad(const char *what, const char *const *args, const char *name
 	for (; *args && n < MAX_ARGS - 1; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	pid = spawn(prog, argv, NULL, &fo, &fe);
-	read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	read_until(fo, out, sizeof out, false, DEADLINE_MS);
+	pid = tu_spawn(prog, argv, NULL, &fo, &fe);
+	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
+	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
 	close(fo);
 	close(fe);
-	code = wait_exit(pid, DEADLINE_MS);
+	code = tu_wait_exit(pid, DEADLINE_MS, NULL);
 	tap_diag("%s: stderr: %s", what, err);
 	is_int(code, 2, "%s: exits 2", what);
-	ok(count_lines(err) == 1 && err[strlen(err) - 1] == '\n' &&
+	ok(tu_count_lines(err) == 1 && err[strlen(err) - 1] == '\n' &&
 	   strncmp(err, "echo_tls: ", 10) == 0 && strstr(err, name) &&
 	   tt_has_any(err, cause) && !out[0],
 	   "%s: one stderr line naming %s and the cause", what, name);
@@ -772,11 +620,11 @@ static void test_reload(const char *model)
 
 int main(void)
 {
-	double start = now_ms();
+	double start = tu_now_ms();
 	size_t m;
 
 	tu_init();		/* SIGPIPE ignored: s_client may be gone */
-	find_example();
+	prog = tu_example_path("echo_tls");
 	certs = tt_get_certs();
 
 	for (m = 0; m < sizeof models / sizeof models[0]; m++)
@@ -788,6 +636,6 @@ int main(void)
 	test_reload("forking");
 	test_reload("coroutine");
 
-	tap_diag("total %.0f ms", now_ms() - start);
+	tap_diag("total %.0f ms", tu_now_ms() - start);
 	return tap_done();
 }

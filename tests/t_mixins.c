@@ -196,19 +196,6 @@ static pid_t own_child(const int *gate, int status)
 	return pid;
 }
 
-static int exit_status_of(pid_t pid)
-{
-	int st = 0;
-	pid_t r;
-
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	if (r != pid)
-		return -errno;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-}
-
 static void test_foreign_children(void)
 {
 	ss_server *s;
@@ -232,9 +219,9 @@ static void test_foreign_children(void)
 	ss_server_close(s);
 	ss_server_free(s);
 	close(gate[1]);	/* lets "before" exit */
-	is_int(exit_status_of(during), 43,
+	is_int(tu_exit_status(during), 43,
 	       "a child forked while serving keeps its exit status");
-	is_int(exit_status_of(before), 42,
+	is_int(tu_exit_status(before), 42,
 	       "a child forked before serving keeps its exit status");
 	close(gate[0]);
 	ok(tu_no_children(), "forking: no children left");

@@ -386,19 +386,6 @@ static void test_idle_close(void)
 	ss_server_free(s);
 }
 
-static int exit_status_of(pid_t pid)
-{
-	int st = 0;
-	pid_t r;
-
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
-	if (r != pid)
-		return -errno;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-}
-
 static void test_foreign_child(void)
 {
 	pthread_t t;
@@ -415,7 +402,7 @@ static void test_foreign_child(void)
 		good += ask(s, "hi") > 0;
 	is_int(good, 5, "foreign child: requests served");
 	stop(s, &t);
-	is_int(exit_status_of(mine), 42, "foreign child: still ours to reap, status 42");
+	is_int(tu_exit_status(mine), 42, "foreign child: still ours to reap, status 42");
 	ok(tu_no_children(), "foreign child: no children left");
 }
 

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -604,4 +605,154 @@ char *tu_stderr_end(void)
 	close(capture_fd);
 	capture_fd = -1;
 	return text;
+}
+
+/* ------------------------------------------------------------------ */
+/* Child programs                                                      */
+/* ------------------------------------------------------------------ */
+
+double tu_now_ms(void)
+{
+	return tu_now() * 1e3;
+}
+
+int tu_left_ms(double deadline_ms)
+{
+	double left = deadline_ms - tu_now_ms();
+
+	return left <= 0 ? 0 : (int)left + 1;
+}
+
+const char *tu_example_path(const char *name)
+{
+	static char path[PATH_MAX + 64];
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	char *slash;
+
+	if (n < 0)
+		tap_bail("readlink /proc/self/exe: %s", strerror(errno));
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof path, "%s/../examples/%s", self, name);
+	if (access(path, X_OK) < 0)
+		tap_bail("%s: %s (build the examples first)", path, strerror(errno));
+	return path;
+}
+
+pid_t tu_spawn(const char *path, const char *const argv[], int *in, int *out, int *err)
+{
+	int pi[2] = { -1, -1 }, po[2], pe[2] = { -1, -1 }, null;
+	pid_t pid;
+
+	if ((in && pipe2(pi, O_CLOEXEC) < 0) || pipe2(po, O_CLOEXEC) < 0 ||
+	    (err && pipe2(pe, O_CLOEXEC) < 0))
+		tap_bail("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		tap_bail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (in) {
+			dup2(pi[0], STDIN_FILENO);
+		} else {
+			null = open("/dev/null", O_RDONLY);
+			dup2(null, STDIN_FILENO);
+		}
+		dup2(po[1], STDOUT_FILENO);
+		if (err)
+			dup2(pe[1], STDERR_FILENO);
+		execv(path, (char *const *)argv);
+		dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	if (in) {
+		close(pi[0]);
+		*in = pi[1];
+	}
+	close(po[1]);
+	*out = po[0];
+	if (err) {
+		close(pe[1]);
+		*err = pe[0];
+	}
+	return pid;
+}
+
+int tu_wait_exit(pid_t pid, int timeout_ms, double *elapsed_ms)
+{
+	const struct timespec tick = { 0, 5 * 1000 * 1000 };
+	double start = tu_now_ms();
+	int status;
+	pid_t r;
+
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 &&
+	       tu_now_ms() - start < timeout_ms)
+		nanosleep(&tick, NULL);
+	if (elapsed_ms)
+		*elapsed_ms = tu_now_ms() - start;
+	if (r == 0) {
+		tap_diag("pid %d still running after %d ms: killed", (int)pid, timeout_ms);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	if (r < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+ssize_t tu_read_until(int fd, char *buf, size_t size, bool line, int timeout_ms)
+{
+	double deadline = tu_now_ms() + timeout_ms;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+	int rc;
+
+	buf[0] = '\0';
+	while (got + 1 < size) {
+		rc = poll(&p, 1, tu_left_ms(deadline));
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return -1;
+		n = read(fd, buf + got, line ? 1 : size - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (line && buf[got - 1] == '\n')
+			break;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+int tu_exit_status(pid_t pid)
+{
+	int st = 0;
+	pid_t r;
+
+	do
+		r = waitpid(pid, &st, 0);
+	while (r < 0 && errno == EINTR);
+	if (r != pid)
+		return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+}
+
+int tu_count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		if (*s == '\n' || s[1] == '\0')
+			n++;
+	return n;
 }

@@ -144,4 +144,42 @@ atomic_int *tu_shared_counters(size_t n);
 void tu_stderr_begin(void);
 char *tu_stderr_end(void);
 
+/* --- child programs (the example servers, openssl s_client) --- */
+
+/* Monotonic milliseconds, and what is left of a deadline in them as a
+ * poll() timeout (>= 0). */
+double tu_now_ms(void);
+int tu_left_ms(double deadline_ms);
+
+/* BUILD/examples/name, found from this test program's own path (which is
+ * BUILD/tests/t_...); bails out if it is not an executable. */
+const char *tu_example_path(const char *name);
+
+/*
+ * Start the program path with argv (argv[0] is only its name).  Its stdin
+ * is a pipe (*in) or /dev/null when in is NULL; its stdout goes to a pipe
+ * (*out), its stderr to a pipe (*err) or, when err is NULL, to ours.  Our
+ * ends are close-on-exec, so no other child inherits them.  Returns the
+ * pid; bails out when it cannot fork.
+ */
+pid_t tu_spawn(const char *path, const char *const argv[], int *in, int *out, int *err);
+
+/* Wait up to timeout_ms for pid to exit (a WNOHANG poll every 5 ms).
+ * Returns its exit status, 128 + signal if a signal ended it, or -1 on
+ * timeout (it is then SIGKILLed and reaped).  *elapsed_ms, if given,
+ * gets the time waited. */
+int tu_wait_exit(pid_t pid, int timeout_ms, double *elapsed_ms);
+
+/* Read from fd into buf (size bytes, kept NUL-terminated) until EOF, or
+ * only up to the first '\n' when line is set, waiting at most timeout_ms.
+ * Returns the length, or -1 on timeout or error (buf holds what came). */
+ssize_t tu_read_until(int fd, char *buf, size_t size, bool line, int timeout_ms);
+
+/* Reap pid (EINTR retried): its exit status, 1000 + signal if a signal
+ * ended it, or a negative errno when it is not our child to reap. */
+int tu_exit_status(pid_t pid);
+
+/* Lines in s (a last line without '\n' counts). */
+int tu_count_lines(const char *s);
+
 #endif /* TESTUTIL_H */
