@@ -27,7 +27,6 @@
  */
 #include "ss_internal.h"
 
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,18 +184,6 @@ static void *worker_main(void *arg)
 /* Starting the workers                                                */
 /* ------------------------------------------------------------------ */
 
-/* A worker's stack: thread_stack_size times the sanitizer factor, never
- * below PTHREAD_STACK_MIN; 0 keeps the system's default (as threading). */
-static size_t stack_size(const ss_server *s)
-{
-	size_t min = (size_t)PTHREAD_STACK_MIN, size = s->thread_stack_size;
-
-	if (size == 0)
-		return 0;
-	size = size > SIZE_MAX / SS__STACK_FACTOR ? SIZE_MAX : size * SS__STACK_FACTOR;
-	return size < min ? min : size;
-}
-
 /*
  * Start the workers (s->workers, 0: DEFAULT_WORKERS) and size the queue
  * (s->queue_size, 0: QUEUE_PER_WORKER per worker).  Starting fewer than
@@ -207,22 +194,22 @@ static size_t stack_size(const ss_server *s)
 static int start_workers(ss_server *s, struct pool *p)
 {
 	size_t want = s->workers > 0 ? (size_t)s->workers : DEFAULT_WORKERS;
-	size_t size = stack_size(s);
 	pthread_attr_t attr;
 	int err;
 
 	p->threads = calloc(want, sizeof *p->threads);
 	if (!p->threads)
 		return ss__set_errno_msg(s->errmsg, -ENOMEM, "pool: start %zu threads", want);
-	err = pthread_attr_init(&attr);
-	if (!err && size)
-		err = pthread_attr_setstacksize(&attr, size);
-	while (!err && p->nthreads < want) {
-		err = ss__sys.pthread_create(&p->threads[p->nthreads], &attr, worker_main, s);
-		if (!err)
-			p->nthreads++;
+	err = -ss__thread_attr(s, &attr, false);
+	if (!err) {
+		while (!err && p->nthreads < want) {
+			err = ss__sys.pthread_create(&p->threads[p->nthreads], &attr,
+						     worker_main, s);
+			if (!err)
+				p->nthreads++;
+		}
+		pthread_attr_destroy(&attr);
 	}
-	pthread_attr_destroy(&attr);
 	p->cap = s->queue_size > 0 ? (size_t)s->queue_size : QUEUE_PER_WORKER * want;
 	if (!err)
 		return 0;

@@ -17,7 +17,6 @@
  */
 #include "ss_internal.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -168,39 +167,6 @@ static void *thread_main(void *arg)
 /* Starting a thread                                                   */
 /* ------------------------------------------------------------------ */
 
-/* The stack for a handler thread: the option times the sanitizer factor,
- * never below PTHREAD_STACK_MIN.  0 in the option means the system's
- * default (as Python's threading.stack_size(0)); then 0 is returned. */
-static size_t stack_size(const ss_server *s)
-{
-	size_t min = (size_t)PTHREAD_STACK_MIN, size = s->thread_stack_size;
-
-	if (size == 0)
-		return 0;
-	size = size > SIZE_MAX / SS__STACK_FACTOR ? SIZE_MAX : size * SS__STACK_FACTOR;
-	return size < min ? min : size;
-}
-
-/* Fill attributes for a handler thread: stack size, detached for daemon
- * threads.  Returns 0 (the caller destroys *a) or a negative errno. */
-static int thread_attr(const ss_server *s, pthread_attr_t *a, bool detached)
-{
-	size_t size = stack_size(s);
-	int err = pthread_attr_init(a);
-
-	if (err)
-		return -err;
-	if (size)
-		err = pthread_attr_setstacksize(a, size);
-	if (!err && detached)
-		err = pthread_attr_setdetachstate(a, PTHREAD_CREATE_DETACHED);
-	if (err) {
-		pthread_attr_destroy(a);
-		return -err;
-	}
-	return 0;
-}
-
 /* The request could not be given a thread: report it (once), end and
  * free it, as the loop expects.  Returns rc. */
 static int start_failed(ss_server *s, ss_request *r, int rc)
@@ -234,7 +200,7 @@ static int threading_process_request(ss_server *s, ss_request *r)
 	t->server = s;
 	t->request = r;
 	t->detached = s->daemon_threads;
-	rc = thread_attr(s, &attr, t->detached);
+	rc = ss__thread_attr(s, &attr, t->detached);
 	if (rc < 0)
 		goto out_free_rec;
 	pthread_mutex_lock(&st->mu);

@@ -78,6 +78,13 @@ int ss__cond_init_monotonic(pthread_cond_t *cv);
  * (< 0: no deadline).  False when the deadline passed. */
 bool ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline);
 
+/* Attributes for a thread that runs requests: a stack of the server's
+ * thread_stack_size times the sanitizer factor, never below
+ * PTHREAD_STACK_MIN (0 keeps the system's default, as Python's
+ * threading.stack_size(0)); detached if asked.  0 (the caller destroys
+ * *a) or a negative errno. */
+int ss__thread_attr(const ss_server *server, pthread_attr_t *a, bool detached);
+
 /* One predefined composition: a kind (ops) plus a model (mixin, NULL:
  * sync), one line each in the source, as ThreadingTCPServer is in
  * Python. */

@@ -5,6 +5,8 @@
  */
 #include "ss_internal.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -75,6 +77,26 @@ bool ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadlin
 		ts.tv_nsec -= 1000000000L;
 	}
 	return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
+}
+
+int ss__thread_attr(const ss_server *s, pthread_attr_t *a, bool detached)
+{
+	size_t min = (size_t)PTHREAD_STACK_MIN, size = s->thread_stack_size;
+	int err = pthread_attr_init(a);
+
+	if (err)
+		return -err;
+	if (size) {
+		size = size > SIZE_MAX / SS__STACK_FACTOR ? SIZE_MAX : size * SS__STACK_FACTOR;
+		err = pthread_attr_setstacksize(a, size < min ? min : size);
+	}
+	if (!err && detached)
+		err = pthread_attr_setdetachstate(a, PTHREAD_CREATE_DETACHED);
+	if (err) {
+		pthread_attr_destroy(a);
+		return -err;
+	}
+	return 0;
 }
 
 /* A timeout in seconds as poll() milliseconds, rounded up so a short
