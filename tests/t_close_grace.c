@@ -40,7 +40,7 @@ static bool closed_by_server(int fd)
 	char buf[64];
 	ssize_t n = tu_read_to_eof(fd, buf, sizeof(buf), TU_IO_TIMEOUT);
 
-	return n == 0 || n == -ECONNRESET;
+	return tu_unanswered(n);
 }
 
 static void test_grace(const ss_mixin *m)

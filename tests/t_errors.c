@@ -140,7 +140,7 @@ static bool silent_client_sees_close(ss_server *s)
 	shutdown(fd, SHUT_WR);
 	n = tu_read_to_eof(fd, buf, sizeof(buf), TU_IO_TIMEOUT);
 	close(fd);
-	return n == 0 || n == -ECONNRESET;
+	return tu_unanswered(n);
 }
 
 static bool echo_works(ss_server *s)

@@ -468,6 +468,11 @@ ssize_t tu_roundtrip_fd(int fd, int socktype, const void *msg, size_t n,
 	return stream_exchange(fd, msg, n, out, cap);
 }
 
+bool tu_unanswered(ssize_t n)
+{
+	return n == 0 || n == -ECONNRESET;
+}
+
 ssize_t tu_roundtrip(const ss_server *s, const void *msg, size_t n,
 		     char *out, size_t cap)
 {

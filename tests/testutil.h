@@ -85,6 +85,11 @@ ssize_t tu_roundtrip(const ss_server *s, const void *msg, size_t n,
 /* The same on an already connected client fd (closed by the caller). */
 ssize_t tu_roundtrip_fd(int fd, int socktype, const void *msg, size_t n,
 			char *out, size_t cap);
+/* True when a read or round-trip result n says the server ended the
+ * connection without a reply: EOF, or a reset, which is what the kernel
+ * sends instead of FIN when the server closes with input still unread
+ * (the two depend on timing, so a test must accept both). */
+bool tu_unanswered(ssize_t n);
 
 /* Blocking helpers with a deadline (EINTR retried). */
 int tu_send_all(int fd, const void *buf, size_t n);
