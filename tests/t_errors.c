@@ -143,14 +143,6 @@ static bool silent_client_sees_close(ss_server *s)
 	return tu_unanswered(n);
 }
 
-static bool echo_works(ss_server *s)
-{
-	char out[32];
-
-	return tu_roundtrip(s, "still here", 10, out, sizeof(out)) == 10 &&
-	       !memcmp(out, "still here", 10);
-}
-
 static bool errors_is_one(void *arg)
 {
 	return atomic_load(&c[C_ERRORS]) >= 1;
@@ -171,7 +163,7 @@ static void test_handle_error(const ss_mixin *m)
 	tu_serve_start(s, &t);
 	ok(silent_client_sees_close(s), "%s: the failed connection is closed", n);
 	tu_wait_until(errors_is_one, NULL, TU_IO_TIMEOUT);
-	ok(echo_works(s), "%s: the server keeps serving", n);
+	ok(tu_echo_once(s, "still here"), "%s: the server keeps serving", n);
 	tu_serve_stop(s, &t);
 	ss_server_close(s);
 	is_int(atomic_load(&c[C_ERRORS]), 1, "%s: handle_error called exactly once", n);

@@ -30,15 +30,6 @@ enum {
 
 static atomic_int *c;
 
-static bool echo_once(ss_server *s, const char *msg)
-{
-	char out[64];
-	size_t n = strlen(msg);
-
-	return tu_roundtrip(s, msg, n, out, sizeof(out)) == (ssize_t)n &&
-	       !memcmp(out, msg, n);
-}
-
 /* --- threading --- */
 
 /* This process's resident memory, KiB (0 if unknown). */
@@ -87,7 +78,7 @@ static void test_many_threads(void)
 			fds = tu_count_fds();
 			rss0 = rss_kb();
 		}
-		good += echo_once(s, "sequential");
+		good += tu_echo_once(s, "sequential");
 	}
 	tap_diag("%d threaded requests: %.0f ms", total, (tu_now() - t0) * 1000);
 	is_int(good, total, "threading: %d sequential requests echoed", total);
@@ -164,7 +155,7 @@ static void test_stack_size(void)
 
 	s->thread_stack_size = 512 * 1024;
 	tu_serve_start(s, &t);
-	ok(echo_once(s, "stack"), "stack: request served");
+	ok(tu_echo_once(s, "stack"), "stack: request served");
 	tu_serve_stop(s, &t);
 	ss_server_close(s);
 	kb = atomic_load(&c[C_STACK_KB]);
@@ -209,10 +200,10 @@ static void test_foreign_children(void)
 	s = tu_server(&ss_tcp_server_ops, &ss_forking_mixin, &tu_echo_handler, NULL);
 	tu_serve_start(s, &t);
 	for (i = 0; i < 3; i++)
-		good += echo_once(s, "before");
+		good += tu_echo_once(s, "before");
 	during = own_child(NULL, 43);	/* a zombie while the server reaps */
 	for (i = 0; i < 5; i++)
-		good += echo_once(s, "during");
+		good += tu_echo_once(s, "during");
 	is_int(good, 8, "forking: requests served with foreign children around");
 	ok(tu_wait_active(s, 0, 5.0), "forking: the server reaped its own children");
 	tu_serve_stop(s, &t);
@@ -317,7 +308,7 @@ static void test_failing_children(void)
 	s = tu_server(&ops, &ss_forking_mixin, &failing_handler, NULL);
 	tu_serve_start(s, &t);
 	for (i = 0; i < 6; i++)
-		good += i % 2 ? echo_once(s, "ok") :
+		good += i % 2 ? tu_echo_once(s, "ok") :
 			tu_roundtrip(s, "", 0, out, sizeof(out)) == 0;
 	is_int(good, 6, "forking: failing and succeeding children all handled");
 	tu_serve_stop(s, &t);

@@ -83,15 +83,6 @@ static const ss_server_ops *counted_ops(const ss_server_ops *base)
 	return &ops[i];
 }
 
-static bool echo_once(ss_server *s, const char *msg)
-{
-	char out[64];
-	size_t n = strlen(msg);
-
-	return tu_roundtrip(s, msg, n, out, sizeof(out)) == (ssize_t)n &&
-	       !memcmp(out, msg, n);
-}
-
 /* --- the echo matrix --- */
 
 static void test_echo(const ss_server_ops *kind)
@@ -105,7 +96,7 @@ static void test_echo(const ss_server_ops *kind)
 	tu_serve_start(s, &t);
 	for (i = 0; i < 50; i++) {
 		snprintf(msg, sizeof(msg), "%s %d", kind->name, i);
-		good += echo_once(s, msg);
+		good += tu_echo_once(s, msg);
 	}
 	is_int(good, 50, "pool %s: 50 sequential round trips", kind->name);
 	is_int(tu_serve_stop(s, &t), 0, "pool %s: serve_forever returned 0", kind->name);
@@ -323,7 +314,7 @@ static void test_handler_error(void)
 	errors(NULL, 0);
 	tu_serve_start(s, &t);
 	is_int(tu_roundtrip(s, "bad", 3, out, sizeof(out)), 0, "error: bad request closed");
-	ok(echo_once(s, "good"), "error: the next request is served");
+	ok(tu_echo_once(s, "good"), "error: the next request is served");
 	tu_serve_stop(s, &t);
 	ss_server_close(s);
 	is_int(errors(last, sizeof(last)), 1, "error: handle_error called once");
@@ -350,7 +341,7 @@ static void test_start_failure(void)
 	ok(strstr(last, "pool: start thread 1 of 16") && strstr(last, "unavailable"),
 	   "pthread_create fails: message '%s'", last);
 	fu_fail_next(FU_PTHREAD_CREATE, 0, 0);
-	ok(echo_once(s, "again"), "pthread_create works again: served");
+	ok(tu_echo_once(s, "again"), "pthread_create works again: served");
 	fu_fail_every(FU_PTHREAD_CREATE, 0, 0);
 	tu_serve_stop(s, &t);
 	ss_server_free(s);

@@ -468,6 +468,15 @@ ssize_t tu_roundtrip_fd(int fd, int socktype, const void *msg, size_t n,
 	return stream_exchange(fd, msg, n, out, cap);
 }
 
+bool tu_echo_once(const ss_server *s, const char *msg)
+{
+	char out[64];
+	size_t n = strlen(msg);
+
+	return tu_roundtrip(s, msg, n, out, sizeof(out)) == (ssize_t)n &&
+	       !memcmp(out, msg, n);
+}
+
 bool tu_unanswered(ssize_t n)
 {
 	return n == 0 || n == -ECONNRESET;

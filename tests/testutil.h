@@ -85,6 +85,9 @@ ssize_t tu_roundtrip(const ss_server *s, const void *msg, size_t n,
 /* The same on an already connected client fd (closed by the caller). */
 ssize_t tu_roundtrip_fd(int fd, int socktype, const void *msg, size_t n,
 			char *out, size_t cap);
+/* One round trip of the NUL-terminated msg (at most 63 bytes): true when
+ * the whole of it came back. */
+bool tu_echo_once(const ss_server *s, const char *msg);
 /* True when a read or round-trip result n says the server ended the
  * connection without a reply: EOF, or a reset, which is what the kernel
  * sends instead of FIN when the server closes with input still unread
