@@ -335,12 +335,10 @@ static void stop_workers(struct cthreads *st, int n, double deadline)
 	__atomic_store_n(&st->closing, 0, __ATOMIC_RELEASE);
 }
 
-/* The number of workers: the option, or one per online CPU. */
+/* The number of workers: the option, or one per CPU it may run on. */
 static int worker_count(const ss_server *s)
 {
-	long n = s->workers > 0 ? s->workers : sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? (int)n : 1;
+	return s->workers > 0 ? s->workers : ss__cpus();
 }
 
 /* Start the workers (not accepting yet).  0 or a negative errno with

@@ -396,18 +396,14 @@ static void stop_all(ss_server *s, struct prefork *st, double deadline)
 /*
  * The default worker count: a worker that runs handlers one at a time
  * (sync) sits in a blocking read for every slow client, so it gets
- * BLOCKING_PER_CPU of them per online CPU (as Apache starts more
+ * BLOCKING_PER_CPU of them per CPU it may run on (ss__cpus) (as Apache starts more
  * processes than cores); a worker full of coroutines keeps its core
  * busy alone, so those get one per CPU.
  */
 static int default_workers(const struct prefork *st)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int ncpu = ss__cpus();
 
-	if (ncpu < 1)
-		ncpu = 1;
-	if (ncpu > 1024)
-		ncpu = 1024;
 	return (int)(st->inner == &ss_sync_mixin ? ncpu * BLOCKING_PER_CPU : ncpu);
 }
 

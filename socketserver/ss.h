@@ -446,7 +446,8 @@ struct ss_server {
 	int workers;		   /* pool threads, prefork processes,
 				      coroutine threads; default 0: pool 16,
 				      prefork 4 per core, the coroutine
-				      compositions one per core */
+				      compositions one per core (the CPUs
+				      of the affinity mask) */
 	int queue_size;		   /* pool: accepted requests waiting for a
 				      thread; default 0: 4 x workers */
 	int max_requests;	   /* prefork: recycle a worker after this

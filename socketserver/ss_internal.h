@@ -85,6 +85,13 @@ bool ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadlin
  * *a) or a negative errno. */
 int ss__thread_attr(const ss_server *server, pthread_attr_t *a, bool detached);
 
+/* The CPUs this process may run on (its affinity mask, as nproc(1)
+ * counts them: a server started under taskset or in a cpuset container
+ * gets workers for the cores it has, not for every core of the host),
+ * or the online CPUs if the mask cannot be read; at least 1, at most
+ * 1024. */
+int ss__cpus(void);
+
 /* One predefined composition: a kind (ops) plus a model (mixin, NULL:
  * sync), one line each in the source, as ThreadingTCPServer is in
  * Python. */

@@ -6,6 +6,7 @@
 #include "ss_internal.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,20 @@ bool ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadlin
 		ts.tv_nsec -= 1000000000L;
 	}
 	return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
+}
+
+int ss__cpus(void)
+{
+	cpu_set_t set;
+	long n = -1;
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > 1024 ? 1024 : (int)n;
 }
 
 int ss__thread_attr(const ss_server *s, pthread_attr_t *a, bool detached)

@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -201,11 +202,20 @@ static void test_echo(const ss_server_ops *kind)
 	is_int(errors(NULL, 0), 0, "prefork %s: no errors", kind->name);
 }
 
-/* workers = 0: 4 sync workers per online CPU, as the README says. */
+/* The CPUs this process may run on, as the library counts them. */
+static int allowed_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof set, &set) < 0)
+		tap_bail("sched_getaffinity: %s", strerror(errno));
+	return CPU_COUNT(&set);
+}
+
+/* workers = 0: 4 sync workers per CPU, as the README says. */
 static void test_default_workers(void)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int want = 4 * (int)(ncpu > 0 ? ncpu : 1);
+	int ncpu = allowed_cpus(), want = 4 * ncpu;
 	pthread_t t;
 	ss_server *s;
 
@@ -214,9 +224,45 @@ static void test_default_workers(void)
 		return;
 	}
 	s = server(0, &ss_tcp_server_ops, &tu_echo_handler, 0, &t);
-	ok(wait_children(want), "prefork default: %d workers for %ld CPUs", want, ncpu);
+	ok(wait_children(want), "prefork default: %d workers for %d CPUs", want, ncpu);
 	stop(s, &t);
 	ok(tu_no_children(), "prefork default: every worker reaped");
+}
+
+/* Start a TCP server of model m with the default worker count and check
+ * how many worker processes it forks. */
+static void check_default_count(const ss_mixin *m, int want, const char *why)
+{
+	ss_server *s = tu_server(counted(0, &ss_tcp_server_ops), m, &tu_echo_handler, NULL);
+	pthread_t t;
+
+	tu_serve_start_interval(s, &t, 0.05);
+	ok(wait_children(want), "%s: %d worker(s) %s", m->name, want, why);
+	ok(tu_echo_once(s, "one cpu"), "%s: serves", m->name);
+	stop(s, &t);
+	ok(tu_no_children(), "%s: every worker reaped", m->name);
+}
+
+/* The default follows the affinity mask, not the host's CPU count: a
+ * server started under `taskset -c 1` (or in a one-CPU cpuset) forks
+ * workers for the one core it has. */
+static void test_default_workers_affinity(void)
+{
+	cpu_set_t saved, one;
+	int cpu;
+
+	if (sched_getaffinity(0, sizeof saved, &saved) < 0)
+		tap_bail("sched_getaffinity: %s", strerror(errno));
+	for (cpu = 0; !CPU_ISSET(cpu, &saved); cpu++)
+		;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof one, &one) < 0)
+		tap_bail("sched_setaffinity: %s", strerror(errno));
+	check_default_count(&ss_prefork_mixin, 4, "on one allowed CPU");
+	check_default_count(&ss_prefork_coroutine_mixin, 1, "on one allowed CPU");
+	if (sched_setaffinity(0, sizeof saved, &saved) < 0)
+		tap_bail("sched_setaffinity: %s", strerror(errno));
 }
 
 /* --- respawn, recycling, crashes --- */
@@ -415,6 +461,7 @@ int main(void)
 	test_echo(&ss_udp_server_ops);
 	test_echo(&ss_unix_stream_server_ops);
 	test_default_workers();
+	test_default_workers_affinity();
 	test_kill();
 	test_max_requests();
 	test_crash("crash", "signal 11");
