@@ -129,13 +129,38 @@ static void give_room(struct pool *p)
 		return;	/* the counter is already non-zero */
 }
 
-/* Take the next request, moving it to the running list; NULL when the
- * pool stops and the queue is empty. */
-static ss_request *take(struct pool *p)
+/* The end of a request that is off the running list: shutdown_request
+ * (which closes the fd) and free. */
+static void end(ss_server *s, ss_request *r)
+{
+	ss_server_shutdown_request(s, r);
+	ss_request_free(r);
+}
+
+/*
+ * Take the next request, moving it to the running list; NULL when the
+ * pool stops and the queue is empty.  `done`, if not NULL, is the request
+ * this worker just ran: it leaves the running list in the same critical
+ * section (one lock round trip per request, not two, on the mutex every
+ * worker and the loop share) and is ended outside the lock, before this
+ * worker sleeps, so its client sees the close at once.
+ */
+static ss_request *take(ss_server *s, struct pool *p, ss_request *done)
 {
 	ss_request *r = NULL;
 
 	pthread_mutex_lock(&p->mu);
+	if (done) {
+		unlink_running(p, done);
+		if (p->drain_waiters)
+			pthread_cond_broadcast(&p->drained);
+		if (!p->head) {
+			pthread_mutex_unlock(&p->mu);
+			end(s, done);
+			done = NULL;
+			pthread_mutex_lock(&p->mu);
+		}
+	}
 	while (!p->head && !p->stopping) {
 		p->idle++;
 		pthread_cond_wait(&p->work, &p->mu);
@@ -147,35 +172,26 @@ static ss_request *take(struct pool *p)
 		give_room(p);
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (done)
+		end(s, done);
 	return r;
 }
 
-/* Run a request to its end: the handler, then off the running list,
- * then shutdown_request (which closes the fd) and free. */
-static void run(ss_server *s, struct pool *p, ss_request *r)
-{
-	current_request = r;
-	ss__request_finish(s, r);
-	current_request = NULL;
-	pthread_mutex_lock(&p->mu);
-	unlink_running(p, r);
-	if (p->drain_waiters)
-		pthread_cond_broadcast(&p->drained);
-	pthread_mutex_unlock(&p->mu);
-	ss_server_shutdown_request(s, r);
-	ss_request_free(r);
-}
-
-/* Body of a worker: run requests until the pool stops. */
+/* Body of a worker: run requests until the pool stops.  A request leaves
+ * the running list (in take) before shutdown_request closes its fd, so
+ * an abort from close never reaches a closed, possibly reused, fd. */
 static void *worker_main(void *arg)
 {
 	ss_server *s = arg;
 	struct pool *p = state_of(s);
-	ss_request *r;
+	ss_request *r = NULL;
 
 	current = p;
-	while ((r = take(p)))
-		run(s, p, r);
+	while ((r = take(s, p, r))) {
+		current_request = r;
+		ss__request_finish(s, r);
+		current_request = NULL;
+	}
 	current = NULL;
 	return NULL;
 }
