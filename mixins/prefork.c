@@ -620,22 +620,8 @@ size_t ss__prefork_active_count(ss_server *s)
 	return n;
 }
 
-/* init for plain prefork: each worker runs requests inline. */
-static int prefork_init(ss_server *s)
-{
-	return ss__prefork_init(s, &ss_sync_mixin);
-}
-
-const ss_mixin ss_prefork_mixin = {
-	.name = "prefork",
-	.init = prefork_init,
-	.process_request = ss__prefork_process_request,
-	.service_actions = ss__prefork_service_actions,
-	.server_close = ss__prefork_server_close,
-	.destroy = ss__prefork_destroy,
-	.active_count = ss__prefork_active_count,
-	.serve_forever = ss__prefork_serve_forever,
-};
+/* Plain prefork: each worker runs requests inline, one at a time. */
+SS__PREFORK_MIXIN(ss_prefork_mixin, "prefork", ss_sync_mixin)
 
 /* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
 SS__COMPOSE(ss_prefork_tcp_server_new, ss_tcp_server_ops, &ss_prefork_mixin)

@@ -7,22 +7,8 @@
  */
 #include "ss_internal.h"
 
-/* Record the coroutine model as the one every worker runs. */
-static int prefork_coroutine_init(ss_server *s)
-{
-	return ss__prefork_init(s, &ss_coroutine_mixin);
-}
-
-const ss_mixin ss_prefork_coroutine_mixin = {
-	.name = "prefork+coroutine",
-	.init = prefork_coroutine_init,
-	.process_request = ss__prefork_process_request,
-	.service_actions = ss__prefork_service_actions,
-	.server_close = ss__prefork_server_close,
-	.destroy = ss__prefork_destroy,
-	.active_count = ss__prefork_active_count,
-	.serve_forever = ss__prefork_serve_forever,
-};
+/* Every worker process runs the coroutine model's loop. */
+SS__PREFORK_MIXIN(ss_prefork_coroutine_mixin, "prefork+coroutine", ss_coroutine_mixin)
 
 SS__COMPOSE(ss_prefork_coroutine_tcp_server_new, ss_tcp_server_ops, &ss_prefork_coroutine_mixin)
 SS__COMPOSE(ss_prefork_coroutine_udp_server_new, ss_udp_server_ops, &ss_prefork_coroutine_mixin)

@@ -257,4 +257,20 @@ void ss__prefork_destroy(ss_server *server);
 size_t ss__prefork_active_count(ss_server *server);
 int ss__prefork_serve_forever(ss_server *server, double poll_interval);
 
+/* A prefork mixin: prefork's engine with `inner` as the model of every
+ * worker process (one line per model, so the slot list is written once). */
+#define SS__PREFORK_MIXIN(var, label, inner)				\
+	static int var##_init(ss_server *s)				\
+	{ return ss__prefork_init(s, &(inner)); }			\
+	const ss_mixin var = {						\
+		.name = (label),					\
+		.init = var##_init,					\
+		.process_request = ss__prefork_process_request,		\
+		.service_actions = ss__prefork_service_actions,		\
+		.server_close = ss__prefork_server_close,		\
+		.destroy = ss__prefork_destroy,				\
+		.active_count = ss__prefork_active_count,		\
+		.serve_forever = ss__prefork_serve_forever,		\
+	};
+
 #endif /* SS_INTERNAL_H */
