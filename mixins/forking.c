@@ -10,8 +10,12 @@
  *
  * For a stream request the parent keeps its copy of the connection until
  * the child is reaped, so when server_close's grace period expires it can
- * shutdown() the connection and the child's blocked I/O returns.  The
- * parent never half-closes it otherwise: the child owns the conversation.
+ * shutdown() the connection and the child's blocked I/O returns.  It
+ * first sets the child's cut mark, one shared page per child, so the
+ * child reports "request cut after its grace period" instead of taking
+ * the shutdown for the client's EOF (without the page, mmap having
+ * failed, it does take it for EOF).  The parent never half-closes the
+ * connection otherwise: the child owns the conversation.
  *
  * Only the loop's thread (and server_close / destroy, which run after the
  * loop stopped) change the child table; the mutex makes active_count safe
@@ -23,6 +27,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +42,7 @@ struct child {
 	int pidfd;		/* -1 when pidfd_open failed */
 	int conn_fd;		/* parent's copy of the connection; -1 for
 				   datagram requests */
+	struct ss__cut_mark *mark;	/* shared with the child, or NULL */
 };
 
 /* The mixin's state (server->mixin_state). */
@@ -77,11 +83,28 @@ static int reserve(struct forking *st)
 	return 0;
 }
 
+/* A cut mark the parent and one child share (NULL if mmap fails: the
+ * child then sees a cut as EOF, as it would without marks). */
+static struct ss__cut_mark *new_mark(void)
+{
+	void *m = mmap(NULL, sizeof(struct ss__cut_mark), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return m == MAP_FAILED ? NULL : m;
+}
+
+static void free_mark(struct ss__cut_mark *m)
+{
+	if (m)
+		munmap(m, sizeof *m);
+}
+
 /* Record a new child (room was reserved). */
-static void add_child(struct forking *st, pid_t pid, int conn_fd)
+static void add_child(struct forking *st, pid_t pid, int conn_fd,
+		      struct ss__cut_mark *mark)
 {
 	struct child c = { .pid = pid, .pidfd = pidfd_open(pid, 0),
-			   .conn_fd = conn_fd };
+			   .conn_fd = conn_fd, .mark = mark };
 
 	pthread_mutex_lock(&st->mu);
 	st->v[st->n++] = c;
@@ -94,6 +117,7 @@ static void remove_child(struct forking *st, size_t i)
 {
 	ss__close(st->v[i].pidfd);
 	ss__close(st->v[i].conn_fd);
+	free_mark(st->v[i].mark);
 	pthread_mutex_lock(&st->mu);
 	st->v[i] = st->v[--st->n];
 	pthread_mutex_unlock(&st->mu);
@@ -196,17 +220,24 @@ static bool reap_all(struct forking *st, double deadline)
 }
 
 /* Break the connections of the children still running so their blocked
- * I/O returns.  Returns true if there was any to break. */
-static bool abort_children(struct forking *st)
+ * I/O returns, marking each cut after grace seconds first.  Returns true
+ * if there was any to break. */
+static bool abort_children(struct forking *st, double grace)
 {
 	bool any = false;
 	size_t i;
 
 	for (i = 0; i < st->n; i++) {
-		if (st->v[i].conn_fd >= 0) {
-			ss__sys.shutdown(st->v[i].conn_fd, SHUT_RDWR);
-			any = true;
+		struct ss__cut_mark *m = st->v[i].mark;
+
+		if (st->v[i].conn_fd < 0)
+			continue;
+		if (m) {
+			m->grace = grace;
+			__atomic_store_n(&m->cut, 1, __ATOMIC_RELEASE);
 		}
+		ss__sys.shutdown(st->v[i].conn_fd, SHUT_RDWR);
+		any = true;
 	}
 	return any;
 }
@@ -251,7 +282,7 @@ static int start_failed(ss_server *s, ss_request *r, int rc, const char *what)
  * close them), run the request and _exit: never exit(), which would run
  * the parent's atexit handlers and flush its stdio buffers again.
  */
-static void child_main(ss_server *s, ss_request *r)
+static void child_main(ss_server *s, ss_request *r, struct ss__cut_mark *mark)
 {
 	struct forking *st = state_of(s);
 	size_t i;
@@ -261,7 +292,9 @@ static void child_main(ss_server *s, ss_request *r)
 	for (i = 0; i < st->n; i++) {
 		ss__close(st->v[i].pidfd);
 		ss__close(st->v[i].conn_fd);
+		free_mark(st->v[i].mark);
 	}
+	r->cut_mark = mark;
 	st->n = 0;	/* this copy of the table is the child's: empty it */
 	rc = ss_server_run_request(s, r);
 	_exit(rc < 0 ? 1 : 0);
@@ -278,6 +311,7 @@ static void child_main(ss_server *s, ss_request *r)
 static int forking_process_request(ss_server *s, ss_request *r)
 {
 	struct forking *st = state_of(s);
+	struct ss__cut_mark *mark = NULL;
 	int rc, conn_fd = -1;
 	pid_t pid;
 
@@ -287,16 +321,21 @@ static int forking_process_request(ss_server *s, ss_request *r)
 	rc = reserve(st);
 	if (rc < 0)
 		return start_failed(s, r, rc, "fork (child table)");
+	if (!ss__is_dgram(s))
+		mark = new_mark();
 	pid = ss__sys.fork();
-	if (pid < 0)
-		return start_failed(s, r, -errno, "fork");
+	if (pid < 0) {
+		rc = -errno;
+		free_mark(mark);
+		return start_failed(s, r, rc, "fork");
+	}
 	if (pid == 0)
-		child_main(s, r);	/* does not return */
+		child_main(s, r, mark);	/* does not return */
 	if (!ss__is_dgram(s)) {
 		conn_fd = r->fd;
 		r->fd = -1;
 	}
-	add_child(st, pid, conn_fd);
+	add_child(st, pid, conn_fd, mark);
 	ss_request_free(r);
 	return 0;
 }
@@ -321,7 +360,7 @@ static void forking_server_close(ss_server *s, double grace)
 	}
 	if (reap_all(st, grace < 0 ? -1 : ss__now() + grace))
 		return;
-	if (abort_children(st) && reap_all(st, ss__now() + ABORT_WAIT))
+	if (abort_children(st, grace) && reap_all(st, ss__now() + ABORT_WAIT))
 		return;
 	kill_children(st);
 }
@@ -365,6 +404,7 @@ static void forking_destroy(ss_server *s)
 	for (i = 0; i < st->n; i++) {
 		ss__close(st->v[i].pidfd);
 		ss__close(st->v[i].conn_fd);
+		free_mark(st->v[i].mark);
 	}
 	pthread_mutex_destroy(&st->mu);
 	free(st->v);

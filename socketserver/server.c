@@ -746,6 +746,10 @@ int ss__request_cut_error(ss_request *r, double grace)
 
 int ss__request_was_cut(ss_request *r)
 {
+	const struct ss__cut_mark *m = r->cut_mark;
+
+	if (m && __atomic_load_n(&m->cut, __ATOMIC_ACQUIRE))
+		return ss__request_cut_error(r, m->grace);
 	if (!__atomic_load_n(&r->cut, __ATOMIC_ACQUIRE))
 		return 0;
 	return ss__request_cut_error(r, r->cut_grace);

@@ -59,6 +59,7 @@ typedef struct ss_transport ss_transport;
 typedef struct ss_transport_ops ss_transport_ops;
 struct ss_selector_event;
 struct ss_selector;
+struct ss__cut_mark;
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -345,6 +346,8 @@ struct ss_request {
 	int cut;			/* atomic: close broke the connection
 					   after cut_grace seconds */
 	double cut_grace;
+	struct ss__cut_mark *cut_mark;	/* the same, set by another process
+					   (forking); NULL when none */
 	int errcode;			/* first failure, negative errno */
 	char errmsg[SS_ERRMSG_MAX];	/* its message */
 	struct ss_request *next, *prev;	/* mixin bookkeeping */

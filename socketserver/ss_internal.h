@@ -243,6 +243,15 @@ int ss__request_cut_error(ss_request *request, double grace);
  * 0.  The stream layer asks after a failed or empty read or write. */
 int ss__request_was_cut(ss_request *request);
 
+/* A cut marked by another process: the forking parent keeps one per
+ * child in shared memory (request->cut_mark in the child), sets it
+ * before it shuts the connection down, so the child reports the cut
+ * instead of taking it for the client's EOF. */
+struct ss__cut_mark {
+	int cut;		/* atomic */
+	double grace;
+};
+
 /*
  * Prefork's engine, shared by the prefork compositions (mixins/prefork.c).
  * ss__prefork_init records the model each worker process runs its own

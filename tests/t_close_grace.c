@@ -5,8 +5,8 @@
  * EOF or a reset) and leaves no thread or child.  With block_on_close and
  * no limit, close waits for a slow request and its reply arrives whole.
  * Each cut request reaches handle_error once, as cut after the grace
- * period (not as the EOF or broken pipe its handler saw), except under
- * forking, whose children only see EOF.  The grace test runs under
+ * period (not as the EOF or broken pipe its handler saw), under forking
+ * too, where the child reports it.  The grace test runs under
  * threading, forking, pool, coroutine and threads+coroutine; the block
  * test under threading and forking.
  */
@@ -24,15 +24,17 @@
 #define IDLE 3
 #define SLOW_LEN (256u * 1024u)
 
-/* handle_error calls, and those that name the cut (any thread). */
-static atomic_int reported, reported_cut;
+/* handle_error calls, and those that name the cut (any thread or child:
+ * shared memory). */
+enum { C_REPORTED, C_CUT, C_N };
+static atomic_int *counts;
 
 static void count_error(ss_server *s, ss_request *r, int err)
 {
-	atomic_fetch_add(&reported, 1);
+	atomic_fetch_add(&counts[C_REPORTED], 1);
 	if (r && err == -ECANCELED &&
 	    strstr(r->errmsg, "request cut after its 0.5 s grace period"))
-		atomic_fetch_add(&reported_cut, 1);
+		atomic_fetch_add(&counts[C_CUT], 1);
 }
 
 static bool closed_by_server(int fd)
@@ -56,8 +58,8 @@ static void test_grace(const ss_mixin *m)
 
 	ops = ss_tcp_server_ops;
 	ops.handle_error = count_error;
-	atomic_store(&reported, 0);
-	atomic_store(&reported_cut, 0);
+	atomic_store(&counts[C_REPORTED], 0);
+	atomic_store(&counts[C_CUT], 0);
 	s = tu_server(&ops, m, &tu_echo_handler, NULL);
 	s->workers = m == &ss_thread_pool_mixin ? IDLE : 2;	/* pool: none queued */
 	tu_serve_start(s, &t);
@@ -77,14 +79,9 @@ static void test_grace(const ss_mixin *m)
 		close(fd[i]);
 	}
 	is_int(seen, IDLE, "%s: every idle client saw EOF or a reset", n);
-	if (m == &ss_forking_mixin) {
-		/* the children see EOF: the cut is the parent's knowledge */
-		is_int(atomic_load(&reported), 0, "%s: nothing reported by the parent", n);
-	} else {
-		is_int(atomic_load(&reported_cut), IDLE,
-		       "%s: each cut request reported once as cut after the grace period", n);
-		is_int(atomic_load(&reported), IDLE, "%s: and nothing else reported", n);
-	}
+	is_int(atomic_load(&counts[C_CUT]), IDLE,
+	       "%s: each cut request reported once as cut after the grace period", n);
+	is_int(atomic_load(&counts[C_REPORTED]), IDLE, "%s: and nothing else reported", n);
 	is_int(ss_server_active_count(s), 0, "%s: active_count 0 after close", n);
 	ok(tu_no_children(), "%s: no children left", n);
 	gone = tu_wait_threads_at_most(threads0, 2.0);
@@ -152,6 +149,7 @@ int main(void)
 	double t0 = tu_now();
 
 	tu_init();
+	counts = tu_shared_counters(C_N);
 	test_grace(&ss_threading_mixin);
 	test_grace(&ss_forking_mixin);
 	test_grace(&ss_thread_pool_mixin);
