@@ -380,8 +380,9 @@ static void test_many_failures(void)
 	if (!is_str(text, "", "2,000 failed constructions print nothing"))
 		tap_diag("    stderr had %zu bytes", strlen(text));
 	free(text);
+	/* How long they took is information, not a pass mark (timed
+	 * assertions flake under sanitizers on a loaded machine). */
 	tap_diag("2,000 failures took %.0f ms", (tu_now() - t0) * 1000);
-	ok(tu_now() - t0 < 10.0, "2,000 failures within 10 s");
 }
 
 int main(void)
