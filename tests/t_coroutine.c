@@ -380,7 +380,7 @@ static void test_close_grace(const ss_mixin *m)
 {
 	ss_server *s = recording_server(m, &tu_echo_handler);
 	int fd[IDLE], i, seen = 0;
-	double t0, ms;
+	double ms;
 	pthread_t t;
 	char b;
 
@@ -390,9 +390,7 @@ static void test_close_grace(const ss_mixin *m)
 	ok(tu_wait_active(s, IDLE, TU_IO_TIMEOUT), "%s close: %d idle clients in flight",
 	   m->name, IDLE);
 	tu_serve_stop(s, &t);
-	t0 = tu_now();
-	ss_server_close_within(s, 0.5);
-	ms = (tu_now() - t0) * 1000;
+	ms = tu_close_within_ms(s, 0.5);
 	ok(ms < 3000, "%s close: close_within(0.5) returned in %.0f ms (< 3000)", m->name, ms);
 	ok(ms >= 400, "%s close: the requests had their grace", m->name);
 	for (i = 0; i < IDLE; i++) {

@@ -148,21 +148,40 @@ static bool errors_is_one(void *arg)
 	return atomic_load(&c[C_ERRORS]) >= 1;
 }
 
+/* A silent client whose request fails: true when its connection is
+ * closed; returns once the failure reached handle_error (or timed out). */
+static bool failure_closes(ss_server *s)
+{
+	bool closed = silent_client_sees_close(s);
+
+	tu_wait_until(errors_is_one, NULL, TU_IO_TIMEOUT);
+	return closed;
+}
+
 /* --- tests --- */
+
+/* Serve h under model m with ops, whose handle_error now records into
+ * the counters (reset); ops must outlive the server. */
+static ss_server *serve_recorded(ss_server_ops *ops, const ss_mixin *m,
+				 const ss_handler *h, pthread_t *t)
+{
+	ss_server *s;
+
+	reset_counters();
+	ops->handle_error = record_error;
+	s = tu_server(ops, m, h, NULL);
+	tu_serve_start(s, t);
+	return s;
+}
 
 static void test_handle_error(const ss_mixin *m)
 {
 	ss_server_ops ops = ss_tcp_server_ops;
-	ss_server *s;
-	pthread_t t;
 	const char *n = m->name;
+	pthread_t t;
+	ss_server *s = serve_recorded(&ops, m, &boom_handler, &t);
 
-	reset_counters();
-	ops.handle_error = record_error;
-	s = tu_server(&ops, m, &boom_handler, NULL);
-	tu_serve_start(s, &t);
-	ok(silent_client_sees_close(s), "%s: the failed connection is closed", n);
-	tu_wait_until(errors_is_one, NULL, TU_IO_TIMEOUT);
+	ok(failure_closes(s), "%s: the failed connection is closed", n);
 	ok(tu_echo_once(s, "still here"), "%s: the server keeps serving", n);
 	tu_serve_stop(s, &t);
 	ss_server_close(s);
@@ -185,16 +204,11 @@ static void test_handle_error(const ss_mixin *m)
 static void test_setup_failure(const ss_mixin *m)
 {
 	ss_server_ops ops = ss_tcp_server_ops;
-	ss_server *s;
-	pthread_t t;
 	const char *n = m->name;
+	pthread_t t;
+	ss_server *s = serve_recorded(&ops, m, &setup_fail_handler, &t);
 
-	reset_counters();
-	ops.handle_error = record_error;
-	s = tu_server(&ops, m, &setup_fail_handler, NULL);
-	tu_serve_start(s, &t);
-	ok(silent_client_sees_close(s), "%s setup failure: connection closed", n);
-	tu_wait_until(errors_is_one, NULL, TU_IO_TIMEOUT);
+	ok(failure_closes(s), "%s setup failure: connection closed", n);
 	tu_serve_stop(s, &t);
 	ss_server_close(s);
 	is_int(atomic_load(&c[C_SETUP]), 1, "%s setup failure: setup ran once", n);
@@ -208,13 +222,9 @@ static void test_setup_failure(const ss_mixin *m)
 static void test_handle_failure_runs_finish(void)
 {
 	ss_server_ops ops = ss_tcp_server_ops;
-	ss_server *s;
 	pthread_t t;
+	ss_server *s = serve_recorded(&ops, NULL, &boom_handler, &t);
 
-	reset_counters();
-	ops.handle_error = record_error;
-	s = tu_server(&ops, NULL, &boom_handler, NULL);
-	tu_serve_start(s, &t);
 	silent_client_sees_close(s);
 	tu_serve_stop(s, &t);
 	is_int(atomic_load(&c[C_HANDLE]), 1, "handle failure: handle ran");
@@ -231,16 +241,13 @@ static bool shut_is_3(void *arg)
 static void test_verify_reject(const ss_mixin *m)
 {
 	ss_server_ops ops = ss_tcp_server_ops;
-	ss_server *s;
-	pthread_t t;
 	int i, closed = 0;
+	pthread_t t;
+	ss_server *s;
 
-	reset_counters();
 	ops.verify_request = reject;
 	ops.shutdown_request = count_shutdown;
-	ops.handle_error = record_error;
-	s = tu_server(&ops, m, &boom_handler, NULL);
-	tu_serve_start(s, &t);
+	s = serve_recorded(&ops, m, &boom_handler, &t);
 	for (i = 0; i < 3; i++)
 		closed += silent_client_sees_close(s);
 	tu_wait_until(shut_is_3, NULL, TU_IO_TIMEOUT);

@@ -210,14 +210,9 @@ static void test_help(void)
 {
 	const char *argv[] = { "echo_tcp", "-h", NULL };
 	char out[4096], err[4096];
-	int fo, fe;
-	pid_t pid = spawn(argv, &fo, &fe);
 
-	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
-	close(fo);
-	close(fe);
-	is_int(tu_wait_exit(pid, DEADLINE_MS, NULL), 0, "echo_tcp -h exits 0");
+	is_int(tu_run_example(argv, out, sizeof out, err, sizeof err, DEADLINE_MS), 0,
+	       "echo_tcp -h exits 0");
 	ok(strstr(out, "usage: echo_tcp") && strstr(out, "sync") &&
 	   strstr(out, "threading") && strstr(out, "forking") && !err[0],
 	   "echo_tcp -h prints the usage, naming the models, on stdout");
@@ -231,14 +226,9 @@ static void test_bad_address(const char *address, const char *expect)
 {
 	const char *argv[] = { "echo_tcp", address, NULL };
 	char out[1024], err[1024];
-	int fo, fe;
-	pid_t pid = spawn(argv, &fo, &fe);
 
-	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
-	close(fo);
-	close(fe);
-	is_int(tu_wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp %s exits 2", address);
+	is_int(tu_run_example(argv, out, sizeof out, err, sizeof err, DEADLINE_MS), 2,
+	       "echo_tcp %s exits 2", address);
 	tap_diag("stderr: %s", err);
 	ok(tu_count_lines(err) == 1 && strncmp(err, "echo_tcp: ", 10) == 0 &&
 	   (!expect || strstr(err, expect)) && !out[0],
@@ -290,8 +280,6 @@ static void test_stack_option(void)
 	const char *argv[] = { "echo_tcp", "-s", "1k", "127.0.0.1:0", NULL };
 	char reply[64], out[1024], err[2048];
 	struct server s;
-	int fo, fe;
-	pid_t pid;
 
 	for (size_t i = 0; i < sizeof stacked / sizeof stacked[0]; i++) {
 		if (!ok(start_server(&s, "tcp", stacked[i], "-s", "64k", "127.0.0.1:0"),
@@ -307,12 +295,8 @@ static void test_stack_option(void)
 		is_int(stop_server(&s, DEADLINE_MS, NULL), 0,
 		       "echo_tcp -m %s -s 64k exits 0", stacked[i]);
 	}
-	pid = spawn(argv, &fo, &fe);
-	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
-	close(fo);
-	close(fe);
-	is_int(tu_wait_exit(pid, DEADLINE_MS, NULL), 2, "echo_tcp -s 1k exits 2");
+	is_int(tu_run_example(argv, out, sizeof out, err, sizeof err, DEADLINE_MS), 2,
+	       "echo_tcp -s 1k exits 2");
 	ok(!strncmp(err, "echo_tcp: bad stack size '1k'", 29) && !out[0],
 	   "echo_tcp -s 1k says why on stderr");
 }

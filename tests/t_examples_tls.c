@@ -249,6 +249,19 @@ static bool peer_is(tt_conn *c, const char *cn, long serial)
 	return false;
 }
 
+/* Connect c to address with o and echo msg; with a cn, the server's
+ * certificate must be the one with cn and serial too.  True when all of
+ * it worked.  c is the caller's to end either way. */
+static bool connect_echo(tt_conn *c, const char *address, const tt_opts *o,
+			 const char *cn, long serial, const char *msg)
+{
+	if (tls_connect(c, address, o) < 0) {
+		tap_diag("connect to %s: %s", address, c->err);
+		return false;
+	}
+	return (!cn || peer_is(c, cn, serial)) && echo_ok(c, msg);
+}
+
 /* End a connection politely: close_notify, then close. */
 static void tls_bye(tt_conn *c)
 {
@@ -272,7 +285,6 @@ static void test_model(const char *model)
 	char msg[128];
 	struct server s;
 	tt_conn c;
-	bool served = false;
 
 	if (!ok(start_server(&s, model, certs->server, certs->server_key, NULL,
 			     "127.0.0.1:0") &&
@@ -283,12 +295,8 @@ static void test_model(const char *model)
 		return;
 	}
 	snprintf(msg, sizeof msg, "hello over TLS from -m %s\n", model);
-	if (tls_connect(&c, s.addr, &o) < 0)
-		tap_diag("-m %s: %s", model, c.err);
-	else
-		served = peer_is(&c, TT_CN_SERVER, SERIAL_SERVER) && echo_ok(&c, msg);
-	ok(served, "-m %s: the message echoes back, server verified against the CA",
-	   model);
+	ok(connect_echo(&c, s.addr, &o, TT_CN_SERVER, SERIAL_SERVER, msg),
+	   "-m %s: the message echoes back, server verified against the CA", model);
 	if (c.ssl && tt_shutdown(&c) == 0 && tt_expect_close(&c) == 0)
 		pass("-m %s: the server answers our close_notify with its own", model);
 	else
@@ -374,19 +382,13 @@ static void test_bad(const char *what, const char *const *args, const char *name
 {
 	const char *argv[MAX_ARGS];
 	char out[1024], err[4096];
-	int fo, fe, n = 0, code;
-	pid_t pid;
+	int n = 0, code;
 
 	argv[n++] = "echo_tls";
 	for (; *args && n < MAX_ARGS - 1; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	pid = tu_spawn(prog, argv, NULL, &fo, &fe);
-	tu_read_until(fe, err, sizeof err, false, DEADLINE_MS);
-	tu_read_until(fo, out, sizeof out, false, DEADLINE_MS);
-	close(fo);
-	close(fe);
-	code = tu_wait_exit(pid, DEADLINE_MS, NULL);
+	code = tu_run_example(argv, out, sizeof out, err, sizeof err, DEADLINE_MS);
 	tap_diag("%s: stderr: %s", what, err);
 	is_int(code, 2, "%s: exits 2", what);
 	ok(tu_count_lines(err) == 1 && err[strlen(err) - 1] == '\n' &&
@@ -463,7 +465,6 @@ static void test_bad_inputs(void)
 		const char *extra[] = { "--pass", TT_PASSPHRASE, NULL };
 		tt_opts o = client_opts(NULL, NULL);
 		tt_conn c;
-		bool served = false;
 
 		if (!ok(start_server(&s, NULL, certs->server, certs->server_key_enc,
 				     extra, "127.0.0.1:0"),
@@ -471,11 +472,8 @@ static void test_bad_inputs(void)
 			tap_skip(2, "no server");
 			return;
 		}
-		if (tls_connect(&c, s.addr, &o) < 0)
-			tap_diag("right --pass: %s", c.err);
-		else
-			served = echo_ok(&c, "encrypted key\n");
-		ok(served, "right --pass: the message echoes back");
+		ok(connect_echo(&c, s.addr, &o, NULL, 0, "encrypted key\n"),
+		   "right --pass: the message echoes back");
 		tls_bye(&c);
 		is_int(stop_server(&s), 0, "right --pass: exits 0 on SIGTERM");
 	}
@@ -511,7 +509,6 @@ static void test_client_certs(void)
 	tt_opts o = client_opts(certs->alice, certs->alice_key);
 	struct server s;
 	tt_conn c;
-	bool served = false;
 
 	if (!ok(start_server(&s, NULL, certs->server, certs->server_key, extra,
 			     "127.0.0.1:0"),
@@ -524,11 +521,8 @@ static void test_client_certs(void)
 	ok(refused(s.addr, certs->mallory, certs->mallory_key,
 		   "certificate from another CA"),
 	   "--ca: a client whose certificate another CA signed is refused");
-	if (tls_connect(&c, s.addr, &o) < 0)
-		tap_diag("--ca, alice: %s", c.err);
-	else
-		served = echo_ok(&c, "alice here\n");
-	ok(served, "--ca: a client with a CA-signed certificate is served");
+	ok(connect_echo(&c, s.addr, &o, NULL, 0, "alice here\n"),
+	   "--ca: a client with a CA-signed certificate is served");
 	tls_bye(&c);
 	is_int(stop_server(&s), 0, "--ca: exits 0 on SIGTERM");
 }
@@ -545,7 +539,7 @@ static void test_reload(const char *model)
 	char cert[TT_PATH_MAX], key[TT_PATH_MAX], name[64], line[1024];
 	struct server s;
 	tt_conn before, after, later;
-	bool ok_before = false, ok_after = false, ok_later = false, got_line;
+	bool got_line;
 
 	snprintf(name, sizeof name, "reload-%s.pem", model);
 	snprintf(cert, sizeof cert, "%s", tt_path(name));
@@ -562,13 +556,9 @@ static void test_reload(const char *model)
 	}
 
 	/* A connection made with the first certificate, kept open. */
-	if (tls_connect(&before, s.addr, &o) < 0)
-		tap_diag("reload -m %s, before: %s", model, before.err);
-	else
-		ok_before = peer_is(&before, TT_CN_SERVER, SERIAL_SERVER) &&
-			    echo_ok(&before, "before the reload\n");
-	ok(ok_before, "reload -m %s: a first client gets the first certificate "
-	   "and its echo", model);
+	ok(connect_echo(&before, s.addr, &o, TT_CN_SERVER, SERIAL_SERVER,
+			"before the reload\n"),
+	   "reload -m %s: a first client gets the first certificate and its echo", model);
 
 	/* The new pair in place (each file renamed in whole), then SIGHUP. */
 	if (tt_copy_file(certs->server2, cert) < 0 ||
@@ -581,12 +571,9 @@ static void test_reload(const char *model)
 	   "reload -m %s: SIGHUP says 'reloaded certificates' (%s)", model,
 	   got_line ? line : "nothing");
 
-	if (tls_connect(&after, s.addr, &o) < 0)
-		tap_diag("reload -m %s, after: %s", model, after.err);
-	else
-		ok_after = peer_is(&after, TT_CN_SERVER2, SERIAL_SERVER2) &&
-			   echo_ok(&after, "after the reload\n");
-	ok(ok_after, "reload -m %s: a new connection sees the new certificate "
+	ok(connect_echo(&after, s.addr, &o, TT_CN_SERVER2, SERIAL_SERVER2,
+			"after the reload\n"),
+	   "reload -m %s: a new connection sees the new certificate "
 	   "(subject and serial) and echoes", model);
 	ok(before.ssl && peer_is(&before, TT_CN_SERVER, SERIAL_SERVER) &&
 	   echo_ok(&before, "still here after the reload\n"),
@@ -604,13 +591,9 @@ static void test_reload(const char *model)
 	   strstr(line, cert),
 	   "reload -m %s: a broken file gives 'reload failed, keeping the old "
 	   "certificates' naming it (%s)", model, got_line ? line : "nothing");
-	if (tls_connect(&later, s.addr, &o) < 0)
-		tap_diag("reload -m %s, after the failed reload: %s", model, later.err);
-	else
-		ok_later = peer_is(&later, TT_CN_SERVER2, SERIAL_SERVER2) &&
-			   echo_ok(&later, "after the failed reload\n");
-	ok(ok_later, "reload -m %s: new connections still work with the previous "
-	   "certificate", model);
+	ok(connect_echo(&later, s.addr, &o, TT_CN_SERVER2, SERIAL_SERVER2,
+			"after the failed reload\n"),
+	   "reload -m %s: new connections still work with the previous certificate", model);
 	tls_bye(&later);
 
 	is_int(stop_server(&s), 0, "reload -m %s: exits 0 on SIGTERM", model);

@@ -25,50 +25,36 @@
 #define BATCH 250
 
 /* What handle_error saw (the pool runs in this process). */
-static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
-static int err_count;
-static int err_cut;		/* of them "request cut after ..." */
-static int err_closing;		/* of them "server closing" (never ran) */
-static char err_last[SS_ERRMSG_MAX];
+static tu_errors reported = TU_ERRORS_INIT;
+static atomic_int err_cut;	/* of them "request cut after ..." */
+static atomic_int err_closing;	/* of them "server closing" (never ran) */
 static atomic_int max_active;
 
 static void count_error(ss_server *s, ss_request *r, int err)
 {
-	pthread_mutex_lock(&err_mu);
-	err_count++;
-	snprintf(err_last, sizeof(err_last), "%s", r ? r->errmsg : s->errmsg);
-	err_cut += strstr(err_last, "request cut after its 0.5 s grace period") != NULL;
-	err_closing += strstr(err_last, "server closing") != NULL;
-	pthread_mutex_unlock(&err_mu);
+	const char *msg = r ? r->errmsg : s->errmsg;
+
+	atomic_fetch_add(&err_cut,
+			 strstr(msg, "request cut after its 0.5 s grace period") != NULL);
+	atomic_fetch_add(&err_closing, strstr(msg, "server closing") != NULL);
+	tu_errors_add(&reported, msg);
 }
 
 /* How many handle_errors said the request was cut, and how many that
  * it never ran (read before errors() resets the counts). */
 static int cut_errors(int *closing)
 {
-	int n;
-
-	pthread_mutex_lock(&err_mu);
-	n = err_cut;
 	if (closing)
-		*closing = err_closing;
-	pthread_mutex_unlock(&err_mu);
-	return n;
+		*closing = atomic_load(&err_closing);
+	return atomic_load(&err_cut);
 }
 
+/* tu_errors_take, the cut and closing counts starting over too. */
 static int errors(char *last, size_t len)
 {
-	int n;
-
-	pthread_mutex_lock(&err_mu);
-	n = err_count;
-	if (last)
-		snprintf(last, len, "%s", err_last);
-	err_count = 0;
-	err_cut = err_closing = 0;
-	err_last[0] = '\0';
-	pthread_mutex_unlock(&err_mu);
-	return n;
+	atomic_store(&err_cut, 0);
+	atomic_store(&err_closing, 0);
+	return tu_errors_take(&reported, last, len);
 }
 
 /* A kind's ops with the counting handle_error. */
@@ -230,9 +216,7 @@ static void test_full_queue_stop(void)
 	tu_serve_stop(s, &t);
 	ms = (tu_now() - t0) * 1000;
 	ok(ms < 1000, "full queue: shutdown stopped the loop in %.1f ms", ms);
-	t0 = tu_now();
-	ss_server_close_within(s, 0.5);
-	ms = (tu_now() - t0) * 1000;
+	ms = tu_close_within_ms(s, 0.5);
 	ok(ms >= 400 && ms < 3000, "full queue: close_within(0.5) took %.0f ms", ms);
 	for (i = 0; i < 3; i++) {
 		ssize_t n = tu_read_to_eof(fd[i], buf, sizeof(buf), TU_IO_TIMEOUT);
@@ -256,7 +240,7 @@ static void test_idle_close(void)
 	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_thread_pool_mixin,
 				 &tu_echo_handler, NULL);
 	pthread_t t;
-	double t0, ms;
+	double ms;
 
 	s->workers = 4;
 	errors(NULL, 0);
@@ -265,9 +249,7 @@ static void test_idle_close(void)
 		fd[i] = tu_connect(s);
 	ok(tu_wait_active(s, 6, TU_IO_TIMEOUT), "idle: 4 running + 2 queued requests");
 	tu_serve_stop(s, &t);
-	t0 = tu_now();
-	ss_server_close_within(s, 0.5);
-	ms = (tu_now() - t0) * 1000;
+	ms = tu_close_within_ms(s, 0.5);
 	tap_diag("pool: close_within(0.5) with 6 idle clients took %.1f ms", ms);
 	ok(ms >= 400 && ms < 3000, "idle: close_within(0.5) returned in %.0f ms", ms);
 	for (i = 0; i < 6; i++) {

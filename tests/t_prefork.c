@@ -32,42 +32,13 @@
 #define MAXW 64
 
 /* What the parent's handle_error saw (it runs in this process). */
-static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
-static int err_count;
-static char err_last[SS_ERRMSG_MAX];
+static tu_errors reported = TU_ERRORS_INIT;
 
 static void count_error(ss_server *s, ss_request *r, int err)
 {
 	if (r)
 		return;	/* a request's error, in a worker */
-	pthread_mutex_lock(&err_mu);
-	err_count++;
-	snprintf(err_last, sizeof(err_last), "%s", s->errmsg);
-	pthread_mutex_unlock(&err_mu);
-}
-
-static int errors(char *last, size_t len)
-{
-	int n;
-
-	pthread_mutex_lock(&err_mu);
-	n = err_count;
-	if (last)
-		snprintf(last, len, "%s", err_last);
-	err_count = 0;
-	err_last[0] = '\0';
-	pthread_mutex_unlock(&err_mu);
-	return n;
-}
-
-static bool has_errors(void *arg)
-{
-	bool any;
-
-	pthread_mutex_lock(&err_mu);
-	any = err_count > 0;
-	pthread_mutex_unlock(&err_mu);
-	return any;
+	tu_errors_add(&reported, s->errmsg);
 }
 
 static ss_server_ops ops[4];
@@ -187,19 +158,17 @@ static void test_echo(const ss_server_ops *kind)
 	pthread_t t;
 	ss_server *s = server(0, kind, &tu_echo_handler, 2, &t);
 	int i, good = 0;
-	char msg[32], out[64];
-	ssize_t n;
+	char msg[32];
 
 	ok(wait_children(2), "prefork %s: 2 workers started", kind->name);
 	for (i = 0; i < 40; i++) {
 		snprintf(msg, sizeof(msg), "%s %d", kind->name, i);
-		n = tu_roundtrip(s, msg, strlen(msg), out, sizeof(out));
-		good += n == (ssize_t)strlen(msg) && !memcmp(out, msg, (size_t)n);
+		good += tu_echo_once(s, msg);
 	}
 	is_int(good, 40, "prefork %s: 40 sequential round trips", kind->name);
 	stop(s, &t);
 	ok(tu_no_children(), "prefork %s: every worker reaped", kind->name);
-	is_int(errors(NULL, 0), 0, "prefork %s: no errors", kind->name);
+	is_int(tu_errors_take(&reported, NULL, 0), 0, "prefork %s: no errors", kind->name);
 }
 
 /* The CPUs this process may run on, as the library counts them. */
@@ -292,8 +261,8 @@ static void test_kill(void)
 	ok(tu_wait_until(replaced, &victim, TU_IO_TIMEOUT),
 	   "kill -9 of worker %d: the parent started another (2 workers)", (int)victim);
 	ok(ask(s, "hello") > 0, "kill: still serving");
-	ok(tu_wait_until(has_errors, NULL, TU_IO_TIMEOUT) &&
-	   errors(last, sizeof(last)) == 1 && strstr(last, "signal 9"),
+	ok(tu_wait_until(tu_errors_any, &reported, TU_IO_TIMEOUT) &&
+	   tu_errors_take(&reported, last, sizeof(last)) == 1 && strstr(last, "signal 9"),
 	   "kill: reported once: '%s'", last);
 	stop(s, &t);
 	ok(tu_no_children(), "kill: every worker reaped");
@@ -319,7 +288,8 @@ static void test_max_requests(void)
 	is_int(answered, 10, "max_requests 3: all 10 requests answered");
 	ok(changes >= 3, "max_requests 3: the worker changed %d times in 10 requests",
 	   changes);
-	is_int(errors(NULL, 0), 0, "max_requests: retiring is not an error");
+	is_int(tu_errors_take(&reported, NULL, 0), 0,
+	       "max_requests: retiring is not an error");
 	stop(s, &t);
 	ok(tu_no_children(), "max_requests: every worker reaped");
 }
@@ -335,8 +305,8 @@ static void test_crash(const char *how, const char *want)
 	ok(wait_children(2), "%s: 2 workers", how);
 	children(before, MAXW);
 	ok(ask(s, how) == 0, "%s: the crashing request gets no answer", how);
-	ok(tu_wait_until(has_errors, NULL, TU_IO_TIMEOUT) &&
-	   errors(last, sizeof(last)) == 1 && strstr(last, want),
+	ok(tu_wait_until(tu_errors_any, &reported, TU_IO_TIMEOUT) &&
+	   tu_errors_take(&reported, last, sizeof(last)) == 1 && strstr(last, want),
 	   "%s: the parent reported it: '%s'", how, last);
 	ok(wait_children(2), "%s: 2 workers again", how);
 	n = children(after, MAXW);
@@ -371,8 +341,9 @@ static void test_fork_failure(void)
 	fu_install();
 	fu_fail_next(FU_FORK, -1, EAGAIN);
 	s = server(0, &ss_tcp_server_ops, &pid_handler, 2, &t);
-	ok(tu_wait_until(has_errors, NULL, TU_IO_TIMEOUT), "fork fails: reported");
-	is_int(errors(last, sizeof(last)), 1, "fork fails: once per episode");
+	ok(tu_wait_until(tu_errors_any, &reported, TU_IO_TIMEOUT), "fork fails: reported");
+	is_int(tu_errors_take(&reported, last, sizeof(last)), 1,
+	       "fork fails: once per episode");
 	ok(strstr(last, "prefork: fork worker: Resource temporarily unavailable") != NULL,
 	   "fork fails: message '%s'", last);
 	fu_fail_next(FU_FORK, 0, 0);
@@ -411,17 +382,15 @@ static void test_idle_close(void)
 	pthread_t t;
 	ss_server *s = server(0, &ss_tcp_server_ops, &tu_echo_handler, 2, &t);
 	char buf[16];
-	double t0, ms;
 	ssize_t n;
+	double ms;
 	int fd;
 
 	ok(wait_children(2), "idle: 2 workers");
 	fd = tu_connect(s);
 	ok(tu_wait_active(s, 1, TU_IO_TIMEOUT), "idle: one request in flight");
 	tu_serve_stop(s, &t);
-	t0 = tu_now();
-	ss_server_close_within(s, 0.5);
-	ms = (tu_now() - t0) * 1000;
+	ms = tu_close_within_ms(s, 0.5);
 	tap_diag("prefork: close_within(0.5) with an idle client took %.1f ms", ms);
 	ok(ms < 3000, "idle: close_within(0.5) returned in %.0f ms", ms);
 	n = tu_read_to_eof(fd, buf, sizeof(buf), TU_IO_TIMEOUT);

@@ -50,32 +50,12 @@ static atomic_int *info_calls;	/* info handler runs (shared) */
 /* Servers and the info handler                                        */
 /* ------------------------------------------------------------------ */
 
-static void base_options(ss_tls_options *o)
-{
-	ss_tls_options_init(o);
-	o->cert_file = C->server;
-	o->key_file = C->server_key;
-}
-
-static ss_tls_config *config_or_bail(const ss_tls_options *o)
-{
-	ss_error err = { 0 };
-	ss_tls_config *c = ss_tls_config_new(o, &err);
-
-	if (!c)
-		tap_bail("ss_tls_config_new: %s", err.msg);
-	return c;
-}
-
 /* A serving TLS server of kind ops (handle_error logged) with model m. */
 static ss_server *tls_server(const ss_server_ops *ops, const ss_mixin *m,
 			     const ss_handler *h, ss_tls_config *cfg, pthread_t *t)
 {
-	ss_server *s = tu_server(tt_logging_ops(ops), m, h, NULL);
-	int rc = ss_server_use_tls(s, cfg);
+	ss_server *s = tt_tls_server(ops, m, h, cfg);
 
-	if (rc < 0)
-		tap_bail("ss_server_use_tls: %s (%s)", strerror(-rc), s->errmsg);
 	tu_serve_start(s, t);
 	return s;
 }
@@ -84,6 +64,44 @@ static void stop_server(ss_server *s, pthread_t *t)
 {
 	tu_serve_stop(s, t);
 	ss_server_free(s);
+}
+
+/* A threading TCP TLS server with a config of its own. */
+struct tls_srv {
+	ss_server *s;
+	ss_tls_config *cfg;
+	pthread_t t;
+};
+
+/* Serve h with options o (NULL: tt_server_options), the handle_error
+ * log emptied first. */
+static void up(struct tls_srv *v, const ss_tls_options *o, const ss_handler *h)
+{
+	ss_tls_options def;
+
+	if (!o) {
+		tt_server_options(&def);
+		o = &def;
+	}
+	tt_errlog_reset();
+	v->cfg = tt_config(o);
+	v->s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, h, v->cfg, &v->t);
+}
+
+/* The check that nothing reached handle_error since the last reset. */
+static void no_handle_error(const char *tag)
+{
+	if (!is_int(tt_errlog_count(), 0, "%s: no handle_error", tag))
+		tt_errlog_dump();
+}
+
+/* Stop and free v; with a tag, check no_handle_error too. */
+static void down(struct tls_srv *v, const char *tag)
+{
+	stop_server(v->s, &v->t);
+	ss_tls_config_free(v->cfg);
+	if (tag)
+		no_handle_error(tag);
 }
 
 static const char *or_dash(const char *s)
@@ -143,6 +161,17 @@ static int get_info(ss_server *s, const tt_opts *o, char *line, size_t cap,
 	return 0;
 }
 
+/* get_info as a check named desc, showing the client's error if it
+ * fails. */
+static bool info_ok(ss_server *s, const tt_opts *o, char *line, size_t cap,
+		    tt_conn *c, const char *desc)
+{
+	if (ok(get_info(s, o, line, cap, c) == 0, "%s", desc))
+		return true;
+	tap_diag("    %s", line);
+	return false;
+}
+
 /* ------------------------------------------------------------------ */
 /* Echo of 1 MiB                                                       */
 /* ------------------------------------------------------------------ */
@@ -172,14 +201,12 @@ static void test_echo(const ss_server_ops *ops, const ss_mixin *m)
 
 	snprintf(tag, sizeof(tag), "%s/%s", ops->name, m->name);
 	tt_errlog_reset();
-	base_options(&o);
-	cfg = config_or_bail(&o);
+	tt_server_options(&o);
+	cfg = tt_config(&o);
 	if (m == &ss_forking_mixin) {
 		/* See tt_serve_in_process: no forks while this process's
 		 * client runs OpenSSL on another thread. */
-		s = tu_server(tt_logging_ops(ops), m, &tu_echo_handler, NULL);
-		if (ss_server_use_tls(s, cfg) < 0)
-			tap_bail("ss_server_use_tls: %s", s->errmsg);
+		s = tt_tls_server(ops, m, &tu_echo_handler, cfg);
 		pid = tt_serve_in_process(s);
 	} else {
 		s = tls_server(ops, m, &tu_echo_handler, cfg, &t);
@@ -213,8 +240,7 @@ static void test_echo(const ss_server_ops *ops, const ss_mixin *m)
 		stop_server(s, &t);
 	}
 	ss_tls_config_free(cfg);
-	if (!is_int(tt_errlog_count(), 0, "%s: no handle_error", tag))
-		tt_errlog_dump();
+	no_handle_error(tag);
 	is_int(tu_count_fds(), fds0, "%s: fd count back to baseline", tag);
 	tap_diag("%s: %.0f ms", tag, (tu_now() - t0) * 1000);
 }
@@ -236,18 +262,14 @@ static int cmp_double(const void *a, const void *b)
 static void test_first_reply_latency(void)
 {
 	double tls[5], plain[5];
-	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s, *ps;
-	pthread_t t, pt;
+	struct tls_srv srv;
+	ss_server *ps;
+	pthread_t pt;
 	char out[8];
 	int i;
 
 	tap_diag("--- latency of the first reply");
-	tt_errlog_reset();
-	base_options(&o);
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg, &t);
+	up(&srv, NULL, &tu_echo_handler);
 	ps = tu_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, NULL);
 	tu_serve_start(ps, &pt);
 	for (i = 0; i < 5; i++) {
@@ -256,7 +278,7 @@ static void test_first_reply_latency(void)
 		double t0;
 
 		tt_opts_init(&co);
-		tt_connect(&c, s, &co);
+		tt_connect(&c, srv.s, &co);
 		t0 = tu_now();
 		tt_echo(&c, "ping", 4, out);
 		tls[i] = tu_now() - t0;
@@ -273,10 +295,8 @@ static void test_first_reply_latency(void)
 		 tls[2] * 1000, plain[2] * 1000);
 	ok(tls[2] < 0.025, "first 4-byte reply after the handshake within 25 ms "
 	   "(median %.1f ms; not held by Nagle behind the session tickets)", tls[2] * 1000);
-	tu_serve_stop(ps, &pt);
-	ss_server_free(ps);
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
+	stop_server(ps, &pt);
+	down(&srv, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -286,26 +306,21 @@ static void test_first_reply_latency(void)
 static void test_info(void)
 {
 	char line[1024], v[256], cn[128];
+	struct tls_srv srv;
 	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
 	tt_opts co;
 	tt_conn c;
 
 	tap_diag("--- negotiated parameters inside handle()");
-	tt_errlog_reset();
-	base_options(&o);
+	tt_server_options(&o);
 	o.alpn = "h2,http/1.1";
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &info_handler, cfg, &t);
+	up(&srv, &o, &info_handler);
 
 	tt_opts_init(&co);
 	co.sni = "localhost";
 	co.alpn = "http/1.1";
 	co.ca_file = C->ca;
-	if (!ok(get_info(s, &co, line, sizeof(line), &c) == 0, "info: handler's line read"))
-		tap_diag("    %s", line);
+	info_ok(srv.s, &co, line, sizeof(line), &c, "info: handler's line read");
 	tap_diag("handler saw: %s", line);
 	is_str(field(line, "active", v, sizeof(v)), "1", "info: ss_tls_active");
 	is_str(field(line, "version", v, sizeof(v)),
@@ -342,21 +357,18 @@ static void test_info(void)
 
 	tt_opts_init(&co);
 	co.alpn = "h2,http/1.1";
-	get_info(s, &co, line, sizeof(line), &c);
+	get_info(srv.s, &co, line, sizeof(line), &c);
 	is_str(field(line, "alpn", v, sizeof(v)), "h2",
 	       "ALPN: client h2,http/1.1 -> the server's first choice h2");
 	is_str(field(line, "sni", v, sizeof(v)), "-", "info: no SNI sent -> NULL");
 	tt_close(&c);
 
 	tt_opts_init(&co);
-	get_info(s, &co, line, sizeof(line), &c);
+	get_info(srv.s, &co, line, sizeof(line), &c);
 	is_str(field(line, "alpn", v, sizeof(v)), "-", "ALPN: client offers none -> NULL");
 	tt_close(&c);
 
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
-	if (!is_int(tt_errlog_count(), 0, "info: no handle_error"))
-		tt_errlog_dump();
+	down(&srv, "info");
 }
 
 /* ------------------------------------------------------------------ */
@@ -399,76 +411,69 @@ static void check_refused(ss_server *s, const char *tag, const char *cert,
 	is_int(atomic_load(info_calls), calls0, "%s: handler never ran", tag);
 }
 
+/* Serve the info handler, client certificates verified against the CA
+ * in mode. */
+static void mtls_up(struct tls_srv *v, enum ss_tls_verify mode)
+{
+	ss_tls_options o;
+
+	tt_server_options(&o);
+	o.verify_client = mode;
+	o.ca_file = C->ca;
+	up(v, &o, &info_handler);
+}
+
 static void test_mtls(void)
 {
 	static const char *const no_cert[] = { "certificate", "cert", NULL };
 	static const char *const bad_ca[] = { "certificate", "verify", "unknown ca",
 					      "issuer", NULL };
 	char line[1024], v[256];
-	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
+	struct tls_srv srv;
 	tt_opts co;
 	tt_conn c;
 
 	tap_diag("--- mutual TLS: require");
-	base_options(&o);
-	o.verify_client = SS_TLS_VERIFY_REQUIRE;
-	o.ca_file = C->ca;
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &info_handler, cfg, &t);
-	tt_errlog_reset();
+	mtls_up(&srv, SS_TLS_VERIFY_REQUIRE);
 	tt_opts_init(&co);
 	co.cert_file = C->alice;
 	co.key_file = C->alice_key;
 	co.ca_file = C->ca;
-	if (!ok(get_info(s, &co, line, sizeof(line), &c) == 0,
-		"require: good client certificate accepted"))
-		tap_diag("    %s", line);
+	info_ok(srv.s, &co, line, sizeof(line), &c,
+		"require: good client certificate accepted");
 	is_str(field(line, "subject", v, sizeof(v)), "CN=alice",
 	       "require: ss_tls_peer_subject is CN=alice");
 	ok(tt_expect_close(&c) == 0, "require: clean close after the handler");
 	tt_close(&c);
 	if (!is_int(tt_errlog_count(), 0, "require: no handle_error for alice"))
 		tt_errlog_dump();
-	check_refused(s, "require, no client cert", NULL, NULL, no_cert);
-	check_refused(s, "require, cert from another CA", C->mallory, C->mallory_key,
+	check_refused(srv.s, "require, no client cert", NULL, NULL, no_cert);
+	check_refused(srv.s, "require, cert from another CA", C->mallory, C->mallory_key,
 		      bad_ca);
 	/* The error queue of a refused handshake must not spill over. */
 	tt_errlog_reset();
-	if (!ok(get_info(s, &co, line, sizeof(line), &c) == 0,
-		"require: alice still accepted after the refusals"))
-		tap_diag("    %s", line);
+	info_ok(srv.s, &co, line, sizeof(line), &c,
+		"require: alice still accepted after the refusals");
 	tt_close(&c);
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
+	down(&srv, NULL);
 
 	tap_diag("--- mutual TLS: request");
-	base_options(&o);
-	o.verify_client = SS_TLS_VERIFY_REQUEST;
-	o.ca_file = C->ca;
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &info_handler, cfg, &t);
-	tt_errlog_reset();
+	mtls_up(&srv, SS_TLS_VERIFY_REQUEST);
 	tt_opts_init(&co);
-	if (!ok(get_info(s, &co, line, sizeof(line), &c) == 0,
-		"request: client without a certificate accepted"))
-		tap_diag("    %s", line);
+	info_ok(srv.s, &co, line, sizeof(line), &c,
+		"request: client without a certificate accepted");
 	is_str(field(line, "subject", v, sizeof(v)), "-", "request: subject NULL without a cert");
 	tt_close(&c);
 	co.cert_file = C->alice;
 	co.key_file = C->alice_key;
-	get_info(s, &co, line, sizeof(line), &c);
+	get_info(srv.s, &co, line, sizeof(line), &c);
 	is_str(field(line, "subject", v, sizeof(v)), "CN=alice",
 	       "request: subject CN=alice with alice's cert");
 	tt_close(&c);
-	if (!is_int(tt_errlog_count(), 0, "request: no handle_error"))
-		tt_errlog_dump();
-	check_refused(s, "request, cert from another CA", C->mallory, C->mallory_key,
+	no_handle_error("request");
+	check_refused(srv.s, "request, cert from another CA", C->mallory, C->mallory_key,
 		      bad_ca);
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
+	down(&srv, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -496,27 +501,20 @@ static void sni_case(ss_server *s, const char *name, const char *want_cn,
 
 static void test_sni(void)
 {
+	struct tls_srv srv;
 	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
 
 	tap_diag("--- SNI");
-	tt_errlog_reset();
-	base_options(&o);
+	tt_server_options(&o);
 	o.sni[0] = (ss_tls_sni_cert){ "alt.test", C->alt, C->alt_key };
 	o.sni[1] = (ss_tls_sni_cert){ "*.wild.test", C->wild, C->wild_key };
 	o.sni_count = 2;
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &info_handler, cfg, &t);
-	sni_case(s, "alt.test", TT_CN_ALT, "alt.test");
-	sni_case(s, NULL, TT_CN_SERVER, "-");
-	sni_case(s, "x.wild.test", TT_CN_WILD, "x.wild.test");
-	sni_case(s, "unknown.test", TT_CN_SERVER, "unknown.test");
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
-	if (!is_int(tt_errlog_count(), 0, "SNI: no handle_error"))
-		tt_errlog_dump();
+	up(&srv, &o, &info_handler);
+	sni_case(srv.s, "alt.test", TT_CN_ALT, "alt.test");
+	sni_case(srv.s, NULL, TT_CN_SERVER, "-");
+	sni_case(srv.s, "x.wild.test", TT_CN_WILD, "x.wild.test");
+	sni_case(srv.s, "unknown.test", TT_CN_SERVER, "unknown.test");
+	down(&srv, "SNI");
 }
 
 /* ------------------------------------------------------------------ */
@@ -527,23 +525,17 @@ static void test_truncation(void)
 {
 	static const char *const words[] = { "truncat", "close_notify", "close notify",
 					     NULL };
-	ss_tls_options o;
-	ss_tls_config *cfg;
 	const tt_errent *e;
+	struct tls_srv srv;
 	char out[16];
-	ss_server *s;
-	pthread_t t;
 	tt_opts co;
 	tt_conn c;
 	int port;
 
 	tap_diag("--- truncation: the client closes without close_notify");
-	tt_errlog_reset();
-	base_options(&o);
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg, &t);
+	up(&srv, NULL, &tu_echo_handler);
 	tt_opts_init(&co);
-	if (tt_connect(&c, s, &co) < 0)
+	if (tt_connect(&c, srv.s, &co) < 0)
 		tap_diag("    %s", c.err);
 	port = tt_local_port(c.fd);
 	/* The echo comes back, so the handler is inside its read loop. */
@@ -562,8 +554,7 @@ static void test_truncation(void)
 		fail("truncation: reported as truncated / without close_notify");
 		fail("truncation: err is a negative errno");
 	}
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
+	down(&srv, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -574,22 +565,16 @@ static void test_resumption(void)
 {
 	SSL_SESSION *sess = NULL;
 	char line[1024], v[64];
-	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
+	struct tls_srv srv;
 	tt_opts co;
 	tt_conn c;
 
 	tap_diag("--- session resumption (default on)");
-	tt_errlog_reset();
-	base_options(&o);
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &info_handler, cfg, &t);
+	up(&srv, NULL, &info_handler);
 	tt_opts_init(&co);
 	co.ca_file = C->ca;
 	/* TLS 1.3 tickets follow the handshake: read the line first. */
-	get_info(s, &co, line, sizeof(line), &c);
+	get_info(srv.s, &co, line, sizeof(line), &c);
 	is_str(field(line, "reused", v, sizeof(v)), "0", "resumption: first connection is full");
 	tt_expect_close(&c);
 	/* Answer the close_notify: an SSL freed without it marks its
@@ -600,7 +585,7 @@ static void test_resumption(void)
 	tt_close(&c);
 	ok(sess && SSL_SESSION_is_resumable(sess), "resumption: the client got a resumable session");
 	co.session = sess;
-	if (get_info(s, &co, line, sizeof(line), &c) < 0)
+	if (get_info(srv.s, &co, line, sizeof(line), &c) < 0)
 		tap_diag("    %s", line);
 	is_int(c.ssl ? SSL_session_reused(c.ssl) : -1, 1,
 	       "resumption: SSL_session_reused on the client");
@@ -608,10 +593,7 @@ static void test_resumption(void)
 	       "resumption: ss_tls_session_reused in handle()");
 	tt_close(&c);
 	SSL_SESSION_free(sess);
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
-	if (!is_int(tt_errlog_count(), 0, "resumption: no handle_error"))
-		tt_errlog_dump();
+	down(&srv, "resumption");
 }
 
 /* ------------------------------------------------------------------ */
@@ -640,16 +622,13 @@ static void test_reload(void)
 {
 	char path_cert[TT_PATH_MAX], path_key[TT_PATH_MAX], out[64];
 	ss_error err = { 0 };
+	struct tls_srv srv;
 	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
 	tt_opts co;
 	tt_conn old;
 	int rc;
 
 	tap_diag("--- reload while connected");
-	tt_errlog_reset();
 	snprintf(path_cert, sizeof(path_cert), "%s", tt_path("reload.pem"));
 	snprintf(path_key, sizeof(path_key), "%s", tt_path("reload.key"));
 	if (tt_copy_file(C->server, path_cert) < 0 || tt_copy_file(C->server_key, path_key) < 0)
@@ -657,52 +636,48 @@ static void test_reload(void)
 	ss_tls_options_init(&o);
 	o.cert_file = path_cert;
 	o.key_file = path_key;
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg, &t);
+	up(&srv, &o, &tu_echo_handler);
 
 	tt_opts_init(&co);
 	co.ca_file = C->ca;
-	if (tt_connect(&old, s, &co) < 0)
+	if (tt_connect(&old, srv.s, &co) < 0)
 		tap_diag("    %s", old.err);
 	ok(tt_echo(&old, "before", 6, out) == 6, "reload: old client echoes before");
-	reload_probe(s, "before reload", TT_CN_SERVER);
+	reload_probe(srv.s, "before reload", TT_CN_SERVER);
 
 	tt_copy_file(C->server2, path_cert);
 	tt_copy_file(C->server2_key, path_key);
-	rc = ss_tls_config_reload(cfg, &err);
+	rc = ss_tls_config_reload(srv.cfg, &err);
 	if (!is_int(rc, 0, "reload: new certificate loaded"))
 		tap_diag("    %s", err.msg);
 	ok(tt_echo(&old, "after reload", 12, out) == 12 && !memcmp(out, "after reload", 12),
 	   "reload: the client connected before keeps working");
-	reload_probe(s, "after reload", TT_CN_SERVER2);
+	reload_probe(srv.s, "after reload", TT_CN_SERVER2);
 
 	tt_copy_file(C->not_pem, path_cert);
 	memset(&err, 0, sizeof(err));
-	rc = ss_tls_config_reload(cfg, &err);
+	rc = ss_tls_config_reload(srv.cfg, &err);
 	ok(rc < 0, "reload of a broken certificate fails (%d)", rc);
 	if (!ok(strstr(err.msg, "reload.pem") != NULL, "broken reload: message names the file"))
 		tap_diag("    got '%s'", err.msg);
 	tap_diag("broken reload said: %s", err.msg);
-	reload_probe(s, "after broken reload", TT_CN_SERVER2);
+	reload_probe(srv.s, "after broken reload", TT_CN_SERVER2);
 
 	tt_copy_file(C->server2, path_cert);
 	tt_copy_file(C->wrong_key, path_key);
 	memset(&err, 0, sizeof(err));
-	rc = ss_tls_config_reload(cfg, &err);
+	rc = ss_tls_config_reload(srv.cfg, &err);
 	ok(rc < 0, "reload with a mismatched key fails (%d)", rc);
 	if (!ok(strstr(err.msg, "reload.key") != NULL && strcasestr(err.msg, "match"),
 		"mismatched reload: message names the key and says it does not match"))
 		tap_diag("    got '%s'", err.msg);
-	reload_probe(s, "after mismatched reload", TT_CN_SERVER2);
+	reload_probe(srv.s, "after mismatched reload", TT_CN_SERVER2);
 
 	ok(tt_echo(&old, "still", 5, out) == 5, "reload: the old client still echoes at the end");
 	ok(tt_shutdown(&old) == 0 && tt_expect_close(&old) == 0,
 	   "reload: the old client ends cleanly");
 	tt_close(&old);
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
-	if (!is_int(tt_errlog_count(), 0, "reload: no handle_error"))
-		tt_errlog_dump();
+	down(&srv, "reload");
 }
 
 /* ------------------------------------------------------------------ */
@@ -717,10 +692,7 @@ static void test_s_client(void)
 	int in[2], out[2], status;
 	size_t n = 0;
 	double deadline;
-	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
+	struct tls_srv srv;
 	pid_t pid;
 
 	tap_diag("--- openssl s_client");
@@ -728,10 +700,8 @@ static void test_s_client(void)
 		tap_skip(2, "the openssl command is not installed");
 		return;
 	}
-	base_options(&o);
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg, &t);
-	snprintf(port, sizeof(port), "%d", ss_addr_port(&s->address));
+	up(&srv, NULL, &tu_echo_handler);
+	snprintf(port, sizeof(port), "%d", ss_addr_port(&srv.s->address));
 	snprintf(connect_to, sizeof(connect_to), "127.0.0.1:%s", port);
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		tap_bail("pipe: %s", strerror(errno));
@@ -774,8 +744,7 @@ static void test_s_client(void)
 	close(in[1]);
 	close(out[0]);
 	is_int(waitpid(pid, &status, 0), pid, "s_client: reaped");
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
+	down(&srv, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -787,37 +756,31 @@ static void test_soak(void)
 	const char *env = getenv("SS_TLS_SOAK");
 	long n = env ? strtol(env, NULL, 10) : 200, i, good = 0;
 	long rss50 = -1, rss_end;
-	ss_tls_options o;
-	ss_tls_config *cfg;
-	ss_server *s;
-	pthread_t t;
+	struct tls_srv srv;
 	double t0 = tu_now();
 	char out[32];
 
 	if (n < 60)
 		n = 60;
 	tap_diag("--- %ld handshakes (SS_TLS_SOAK)", n);
-	tt_errlog_reset();
-	base_options(&o);
-	cfg = config_or_bail(&o);
-	s = tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg, &t);
+	up(&srv, NULL, &tu_echo_handler);
 	for (i = 0; i < n; i++) {
 		tt_opts co;
 		tt_conn c;
 
 		tt_opts_init(&co);
-		if (tt_connect(&c, s, &co) == 0 && tt_echo(&c, "soak", 4, out) == 4 &&
+		if (tt_connect(&c, srv.s, &co) == 0 && tt_echo(&c, "soak", 4, out) == 4 &&
 		    tt_shutdown(&c) == 0 && tt_expect_close(&c) == 0)
 			good++;
 		else if (i - good < 3)
 			tap_diag("    handshake %ld: %s", i, c.err);
 		tt_close(&c);
 		if (i + 1 == 50) {
-			tu_wait_active(s, 0, 2.0);
+			tu_wait_active(srv.s, 0, 2.0);
 			rss50 = tt_rss_kib();
 		}
 	}
-	tu_wait_active(s, 0, 2.0);
+	tu_wait_active(srv.s, 0, 2.0);
 	rss_end = tt_rss_kib();
 	is_int(good, n, "soak: every handshake + echo + close_notify succeeded");
 	tap_diag("soak: RSS after 50: %ld KiB, after %ld: %ld KiB (growth %ld KiB), %.0f ms",
@@ -828,10 +791,7 @@ static void test_soak(void)
 	else
 		ok(rss50 > 0 && rss_end - rss50 < 8 * 1024,
 		   "soak: RSS grew less than 8 MiB between handshake 50 and %ld", n);
-	stop_server(s, &t);
-	ss_tls_config_free(cfg);
-	if (!is_int(tt_errlog_count(), 0, "soak: no handle_error"))
-		tt_errlog_dump();
+	down(&srv, "soak");
 }
 
 int main(void)

@@ -40,13 +40,6 @@ static const char *const r_perm[] = { "Permission denied", "permission",
 				      "unreadable", NULL };
 static const char *const r_ca[] = { "CA", "ca_file", "ca_path", NULL };
 
-static void base_options(ss_tls_options *o)
-{
-	ss_tls_options_init(o);
-	o->cert_file = C->server;
-	o->key_file = C->server_key;
-}
-
 static const char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -80,7 +73,7 @@ static void test_good(void)
 	ss_tls_options o;
 	ss_tls_config *c;
 
-	base_options(&o);
+	tt_server_options(&o);
 	c = ss_tls_config_new(&o, &err);
 	if (!ok(c != NULL, "good configuration loads"))
 		tap_diag("    %s", err.msg);
@@ -88,7 +81,7 @@ static void test_good(void)
 	ss_tls_config_free(NULL);
 	pass("ss_tls_config_free(NULL) is fine");
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.key_file = C->server_key_enc;
 	o.key_password = TT_PASSPHRASE;
 	c = ss_tls_config_new(&o, &err);
@@ -101,14 +94,14 @@ static void test_files(void)
 {
 	ss_tls_options o;
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.cert_file = NULL;
 	expect_fail("no cert_file", &o, NULL, (const char *const[]){ "cert", NULL });
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.cert_file = tt_path("missing.pem");
 	expect_fail("missing cert file", &o, "missing.pem", r_missing);
-	base_options(&o);
+	tt_server_options(&o);
 	o.key_file = tt_path("missing.key");
 	expect_fail("missing key file", &o, "missing.key", r_missing);
 
@@ -120,55 +113,55 @@ static void test_files(void)
 		snprintf(path, sizeof(path), "%s", tt_path("unreadable.pem"));
 		tt_copy_file(C->server, path);
 		chmod(path, 0);
-		base_options(&o);
+		tt_server_options(&o);
 		o.cert_file = path;
 		expect_fail("unreadable cert file", &o, "unreadable.pem", r_perm);
 	}
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.cert_file = C->not_pem;
 	expect_fail("cert not PEM", &o, base_name(C->not_pem), r_not_pem);
-	base_options(&o);
+	tt_server_options(&o);
 	o.key_file = C->not_pem;
 	expect_fail("key not PEM", &o, base_name(C->not_pem), r_not_pem);
-	base_options(&o);
+	tt_server_options(&o);
 	o.cert_file = C->empty;
 	expect_fail("empty cert file", &o, base_name(C->empty), r_empty);
-	base_options(&o);
+	tt_server_options(&o);
 	o.key_file = C->empty;
 	expect_fail("empty key file", &o, base_name(C->empty), r_empty);
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.key_file = C->wrong_key;
 	expect_fail("key not matching the cert", &o, base_name(C->wrong_key), r_match);
-	base_options(&o);
+	tt_server_options(&o);
 	o.cert_file = C->alt;	/* a good cert, the server's key */
 	expect_fail("cert not matching the key", &o, base_name(C->alt), r_match);
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.key_file = C->server_key_enc;
 	o.key_password = "not the passphrase";
 	expect_fail("encrypted key, wrong passphrase", &o, base_name(C->server_key_enc),
 		    r_pass);
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.verify_client = SS_TLS_VERIFY_REQUIRE;
 	o.ca_file = tt_path("missing-ca.pem");
 	expect_fail("REQUIRE with a missing CA file", &o, "missing-ca.pem", r_missing);
-	base_options(&o);
+	tt_server_options(&o);
 	o.verify_client = SS_TLS_VERIFY_REQUIRE;
 	o.ca_file = C->not_pem;
 	expect_fail("REQUIRE with a CA file that is not PEM", &o, base_name(C->not_pem),
 		    r_not_pem);
-	base_options(&o);
+	tt_server_options(&o);
 	o.verify_client = SS_TLS_VERIFY_REQUIRE;
 	expect_fail("REQUIRE without any CA", &o, NULL, r_ca);
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.sni[0] = (ss_tls_sni_cert){ "alt.test", tt_path("missing-sni.pem"), C->alt_key };
 	o.sni_count = 1;
 	expect_fail("SNI certificate missing", &o, "missing-sni.pem", r_missing);
-	base_options(&o);
+	tt_server_options(&o);
 	o.sni[0] = (ss_tls_sni_cert){ "alt.test", C->alt, C->wrong_key };
 	o.sni_count = 1;
 	expect_fail("SNI key not matching", &o, base_name(C->wrong_key), r_match);
@@ -178,16 +171,16 @@ static void test_params(void)
 {
 	ss_tls_options o;
 
-	base_options(&o);
+	tt_server_options(&o);
 	o.ciphers = "NOT-A-CIPHER";
 	expect_fail("bad TLS 1.2 cipher list", &o, "NOT-A-CIPHER", r_cipher);
-	base_options(&o);
+	tt_server_options(&o);
 	o.ciphersuites = "TLS_NOT_A_SUITE";
 	expect_fail("bad TLS 1.3 ciphersuites", &o, "TLS_NOT_A_SUITE", r_cipher);
-	base_options(&o);
+	tt_server_options(&o);
 	o.min_version = "1.7";
 	expect_fail("bad min_version", &o, "1.7", r_version);
-	base_options(&o);
+	tt_server_options(&o);
 	o.min_version = "tls";
 	expect_fail("min_version not a number", &o, "tls", r_version);
 }
@@ -223,7 +216,7 @@ static void test_no_passphrase(void)
 		setsid();
 		dup2(null, 0);
 		dup2(errp[1], 2);
-		base_options(&o);
+		tt_server_options(&o);
 		o.key_file = C->server_key_enc;
 		c = ss_tls_config_new(&o, &err);
 		n = snprintf(line, sizeof(line), "%c%s", c ? 'Y' : 'N', err.msg);
@@ -284,10 +277,8 @@ static void test_dgram(void)
 	ss_server *s;
 	int rc;
 
-	base_options(&o);
-	cfg = ss_tls_config_new(&o, NULL);
-	if (!cfg)
-		tap_bail("good configuration failed");
+	tt_server_options(&o);
+	cfg = tt_config(&o);
 	s = tu_server(&ss_udp_server_ops, NULL, &tu_echo_handler, NULL);
 	rc = ss_server_use_tls(s, cfg);
 	is_int(rc, -EPROTONOSUPPORT, "ss_server_use_tls on UDP -> -EPROTONOSUPPORT");
@@ -324,9 +315,7 @@ static void test_expired(void)
 		tap_skip(2, "no configuration");
 		return;
 	}
-	s = tu_server(tt_logging_ops(&ss_tcp_server_ops), &ss_threading_mixin,
-		      &tu_echo_handler, NULL);
-	ss_server_use_tls(s, cfg);
+	s = tt_tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg);
 	tu_serve_start(s, &t);
 	tt_opts_init(&co);
 	co.ca_file = C->ca;
@@ -359,7 +348,7 @@ static void test_many_failures(void)
 		ss_error err = { 0 };
 		ss_tls_config *c;
 
-		base_options(&o);
+		tt_server_options(&o);
 		switch (i % 5) {
 		case 0: o.cert_file = C->not_pem; break;
 		case 1: o.key_file = C->wrong_key; break;

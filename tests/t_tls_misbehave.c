@@ -65,18 +65,11 @@ static struct bad bads[NBAD] = {
 
 static ss_tls_config *config(void)
 {
-	ss_error err = { 0 };
 	ss_tls_options o;
-	ss_tls_config *c;
 
-	ss_tls_options_init(&o);
-	o.cert_file = C->server;
-	o.key_file = C->server_key;
+	tt_server_options(&o);
 	o.handshake_timeout = HS_TIMEOUT;
-	c = ss_tls_config_new(&o, &err);
-	if (!c)
-		tap_bail("ss_tls_config_new: %s", err.msg);
-	return c;
+	return tt_config(&o);
 }
 
 /* A serving TLS echo server: on a thread of this process, or for the
@@ -89,11 +82,8 @@ struct srv {
 
 static ss_server *tls_server(const ss_mixin *m, ss_tls_config *cfg, struct srv *v)
 {
-	ss_server *s = tu_server(tt_logging_ops(&ss_tcp_server_ops), m,
-				 &tu_echo_handler, NULL);
+	ss_server *s = tt_tls_server(&ss_tcp_server_ops, m, &tu_echo_handler, cfg);
 
-	if (ss_server_use_tls(s, cfg) < 0)
-		tap_bail("ss_server_use_tls: %s", s->errmsg);
 	v->s = s;
 	v->pid = 0;
 	if (m == &ss_forking_mixin)

@@ -2,7 +2,7 @@
  * testutil.c - the helpers of testutil.h: servers on ephemeral addresses,
  * serving threads, clients with deadlines, the echo handler, counting of
  * fds / threads / children, condition polling, the temp dir, shared
- * counters and stderr capture.
+ * counters, handle_error counting and stderr capture.
  */
 #include "testutil.h"
 #include "tap.h"
@@ -222,6 +222,14 @@ int tu_serve_stop(ss_server *s, pthread_t *t)
 		tap_bail("serve_forever did not stop within %.0f s of shutdown",
 			 TU_IO_TIMEOUT);
 	return (int)(intptr_t)ret;
+}
+
+double tu_close_within_ms(ss_server *s, double grace)
+{
+	double t0 = tu_now();
+
+	ss_server_close_within(s, grace);
+	return (tu_now() - t0) * 1000;
 }
 
 bool tu_join_within(pthread_t t, double seconds, void **ret)
@@ -579,6 +587,43 @@ atomic_int *tu_shared_counters(size_t n)
 }
 
 /* ------------------------------------------------------------------ */
+/* handle_error calls seen in this process                             */
+/* ------------------------------------------------------------------ */
+
+void tu_errors_add(tu_errors *e, const char *msg)
+{
+	pthread_mutex_lock(&e->mu);
+	e->count++;
+	snprintf(e->last, sizeof(e->last), "%s", msg);
+	pthread_mutex_unlock(&e->mu);
+}
+
+int tu_errors_take(tu_errors *e, char *last, size_t len)
+{
+	int n;
+
+	pthread_mutex_lock(&e->mu);
+	n = e->count;
+	if (last)
+		snprintf(last, len, "%s", e->last);
+	e->count = 0;
+	e->last[0] = '\0';
+	pthread_mutex_unlock(&e->mu);
+	return n;
+}
+
+bool tu_errors_any(void *e)
+{
+	tu_errors *errs = e;
+	bool any;
+
+	pthread_mutex_lock(&errs->mu);
+	any = errs->count > 0;
+	pthread_mutex_unlock(&errs->mu);
+	return any;
+}
+
+/* ------------------------------------------------------------------ */
 /* stderr capture                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -746,6 +791,19 @@ ssize_t tu_read_until(int fd, char *buf, size_t size, bool line, int timeout_ms)
 	}
 	buf[got] = '\0';
 	return (ssize_t)got;
+}
+
+int tu_run_example(const char *const argv[], char *out, size_t out_size, char *err,
+		   size_t err_size, int timeout_ms)
+{
+	int fo, fe;
+	pid_t pid = tu_spawn(tu_example_path(argv[0]), argv, NULL, &fo, &fe);
+
+	tu_read_until(fe, err, err_size, false, timeout_ms);
+	tu_read_until(fo, out, out_size, false, timeout_ms);
+	close(fo);
+	close(fe);
+	return tu_wait_exit(pid, timeout_ms, NULL);
 }
 
 int tu_exit_status(pid_t pid)

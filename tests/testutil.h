@@ -2,8 +2,9 @@
  * testutil.h - helpers the TAP programs share: servers on ephemeral
  * addresses, serve_forever in a thread, clients of every kind with
  * deadlines, a standard echo handler, fd / thread / child counting,
- * condition polling with a deadline, a per-process temp dir and counters
- * in shared memory that forked children can bump.
+ * condition polling with a deadline, a per-process temp dir, counters
+ * in shared memory that forked children can bump, and a count of the
+ * handle_error calls made in this process.
  *
  * Every helper that can fail in a way the test cannot recover from calls
  * tap_bail() with the reason; the others return a negative errno.
@@ -61,6 +62,8 @@ void tu_serve_start_interval(ss_server *s, pthread_t *t, double interval);
 /* ss_server_shutdown(s) + pthread_join(*t).  Returns serve_forever's
  * result. */
 int tu_serve_stop(ss_server *s, pthread_t *t);
+/* ss_server_close_within(s, grace); how long it took, in ms. */
+double tu_close_within_ms(ss_server *s, double grace);
 
 /* Join t within seconds (pthread_timedjoin_np); false if it is still
  * running.  *ret (may be NULL) gets the thread's result. */
@@ -145,6 +148,26 @@ const char *tu_tmppath(const char *tag);
  * (they live as long as the process). */
 atomic_int *tu_shared_counters(size_t n);
 
+/* --- handle_error calls seen in this process --- */
+
+/* A count and the last message, under a mutex.  Not for handle_error
+ * calls in forked children: one could inherit the mutex locked. */
+typedef struct tu_errors {
+	pthread_mutex_t mu;
+	int count;
+	char last[SS_ERRMSG_MAX];
+} tu_errors;
+
+#define TU_ERRORS_INIT { .mu = PTHREAD_MUTEX_INITIALIZER }
+
+/* Count one call with message msg. */
+void tu_errors_add(tu_errors *e, const char *msg);
+/* The calls counted, the last message into last (len bytes; last may be
+ * NULL); then both start over. */
+int tu_errors_take(tu_errors *e, char *last, size_t len);
+/* True when a call was counted; a tu_wait_until condition (arg: e). */
+bool tu_errors_any(void *e);
+
 /* --- stderr capture --- */
 
 /* Redirect stderr to a temp file; tu_stderr_end restores it and returns
@@ -182,6 +205,13 @@ int tu_wait_exit(pid_t pid, int timeout_ms, double *elapsed_ms);
  * only up to the first '\n' when line is set, waiting at most timeout_ms.
  * Returns the length, or -1 on timeout or error (buf holds what came). */
 ssize_t tu_read_until(int fd, char *buf, size_t size, bool line, int timeout_ms);
+
+/* Run the example argv[0] (found by tu_example_path, stdin /dev/null) to
+ * its end: its stdout into out and its stderr into err (NUL-terminated),
+ * each read and the exit waited for within timeout_ms.  Returns the exit
+ * status as tu_wait_exit does. */
+int tu_run_example(const char *const argv[], char *out, size_t out_size, char *err,
+		   size_t err_size, int timeout_ms);
 
 /* Reap pid (EINTR retried): its exit status, 1000 + signal if a signal
  * ended it, or a negative errno when it is not our child to reap. */

@@ -1,7 +1,7 @@
 /*
  * tlsutil.c - the helpers of tlsutil.h: test certificates made with the
- * OpenSSL C API, a TLS client whose every step has a deadline, and a
- * handle_error that logs into shared memory.
+ * OpenSSL C API, a TLS client whose every step has a deadline, a
+ * handle_error that logs into shared memory, and TLS servers using both.
  */
 #include "tlsutil.h"
 #include "tap.h"
@@ -914,6 +914,39 @@ const ss_server_ops *tt_logging_ops(const ss_server_ops *base)
 	tables[used].copy = *base;
 	tables[used].copy.handle_error = tt_log_error;
 	return &tables[used++].copy;
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS servers                                                         */
+/* ------------------------------------------------------------------ */
+
+void tt_server_options(ss_tls_options *o)
+{
+	const tt_certs *c = tt_get_certs();
+
+	ss_tls_options_init(o);
+	o->cert_file = c->server;
+	o->key_file = c->server_key;
+}
+
+ss_tls_config *tt_config(const ss_tls_options *o)
+{
+	ss_error err = { 0 };
+	ss_tls_config *c = ss_tls_config_new(o, &err);
+
+	if (!c)
+		tap_bail("ss_tls_config_new: %s", err.msg);
+	return c;
+}
+
+ss_server *tt_tls_server(const ss_server_ops *ops, const ss_mixin *m,
+			 const ss_handler *h, ss_tls_config *cfg)
+{
+	ss_server *s = tu_server(tt_logging_ops(ops), m, h, NULL);
+
+	if (ss_server_use_tls(s, cfg) < 0)
+		tap_bail("ss_server_use_tls: %s", s->errmsg);
+	return s;
 }
 
 /* ------------------------------------------------------------------ */

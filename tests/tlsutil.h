@@ -2,9 +2,10 @@
  * tlsutil.h - TLS helpers for the t_tls* programs: certificates and keys
  * generated at test time with the OpenSSL C API into a temp dir removed
  * at exit; a TLS client with a deadline on every step (non-blocking
- * socket + poll) that reports failures as readable strings; and a
+ * socket + poll) that reports failures as readable strings; a
  * handle_error override that logs every call into shared memory, so
- * threads and forked children can be checked from the test process.
+ * threads and forked children can be checked from the test process; and
+ * TLS servers built on the test certificates with that override.
  *
  * Like testutil, a helper that cannot go on (out of memory, keygen
  * failing) calls tap_bail(); the client functions return -1 with the
@@ -21,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "ss.h"
+#include "ss_tls.h"
 
 /* ------------------------------------------------------------------ */
 /* Certificates                                                        */
@@ -191,6 +193,20 @@ void tt_errlog_dump(void);
 /* A copy of base with handle_error = tt_log_error, in static storage
  * (one per base table). */
 const ss_server_ops *tt_logging_ops(const ss_server_ops *base);
+
+/* ------------------------------------------------------------------ */
+/* TLS servers                                                         */
+/* ------------------------------------------------------------------ */
+
+/* ss_tls_options_init(o) with the test server certificate and key. */
+void tt_server_options(ss_tls_options *o);
+/* ss_tls_config_new(o); bails out when it fails. */
+ss_tls_config *tt_config(const ss_tls_options *o);
+/* A server of kind ops (handle_error = tt_log_error) with model m and
+ * handler h, using cfg; not serving yet.  Bails out when TLS cannot be
+ * set. */
+ss_server *tt_tls_server(const ss_server_ops *ops, const ss_mixin *m,
+			 const ss_handler *h, ss_tls_config *cfg);
 
 /* ------------------------------------------------------------------ */
 /* A server in its own process                                         */
