@@ -257,7 +257,8 @@ static int cmp_double(const void *a, const void *b)
  * handler answers at once; over TLS it must too.  (A TLS 1.3 server
  * writes its session tickets after the handshake; a small reply written
  * behind them waits for the client's delayed ACK under Nagle, 40 ms.)
- * Median of 5 connections.
+ * Median of 5 connections, held to 35 ms: below the 40 ms stall, with
+ * room for a loaded machine under a sanitizer.
  */
 static void test_first_reply_latency(void)
 {
@@ -293,7 +294,7 @@ static void test_first_reply_latency(void)
 	qsort(plain, 5, sizeof(double), cmp_double);
 	tap_diag("first reply: TLS median %.1f ms, plain TCP median %.1f ms",
 		 tls[2] * 1000, plain[2] * 1000);
-	ok(tls[2] < 0.025, "first 4-byte reply after the handshake within 25 ms "
+	ok(tls[2] < 0.035, "first 4-byte reply after the handshake within 35 ms "
 	   "(median %.1f ms; not held by Nagle behind the session tickets)", tls[2] * 1000);
 	stop_server(ps, &pt);
 	down(&srv, NULL);
