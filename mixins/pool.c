@@ -17,7 +17,9 @@
  * connections are shut down so their handlers return, and the requests
  * still queued are not run: each is reported once to handle_error
  * (-ECANCELED, "server closing: ...") and closed.  Then the threads are
- * joined.
+ * joined.  With block_on_close false or daemon_threads, close does not
+ * wait: the workers finish the queue and end on their own, and
+ * ss_server_free stops and joins what is left.
  *
  * Everything shared is under one mutex.  Requests are linked through
  * request->next (the queue) and next/prev (the running list, so close
@@ -379,13 +381,14 @@ static void stop_pool(ss_server *s, struct pool *p, double grace)
 }
 
 /* server_close: with block_on_close, stop within grace as stop_pool
- * says; without, only tell the workers to finish the queue and end
- * (destroy joins them). */
+ * says; without, or with daemon_threads (as the threading model reads
+ * them), only tell the workers to finish the queue and end (destroy
+ * stops and joins them). */
 static void pool_server_close(ss_server *s, double grace)
 {
 	struct pool *p = state_of(s);
 
-	if (s->block_on_close) {
+	if (s->block_on_close && !s->daemon_threads) {
 		stop_pool(s, p, grace);
 		return;
 	}

@@ -102,11 +102,11 @@ static void test_many_threads(void)
 }
 
 /* A server with one idle client whose handler blocks in read; closing it
- * with the option set must not wait for that client. */
-static void test_prompt_close(bool daemon, const char *what)
+ * with the option set must not wait for that client (threading, and the
+ * pool, whose workers then end once their requests do). */
+static void test_prompt_close(const ss_mixin *m, bool daemon, const char *what)
 {
-	ss_server *s = tu_server(&ss_tcp_server_ops, &ss_threading_mixin,
-				 &tu_echo_handler, NULL);
+	ss_server *s = tu_server(&ss_tcp_server_ops, m, &tu_echo_handler, NULL);
 	int base = tu_count_threads();
 	pthread_t t;
 	double t0, ms;
@@ -324,8 +324,10 @@ int main(void)
 	tu_init();
 	c = tu_shared_counters(C_N);
 	test_many_threads();
-	test_prompt_close(true, "daemon_threads");
-	test_prompt_close(false, "block_on_close false");
+	test_prompt_close(&ss_threading_mixin, true, "daemon_threads");
+	test_prompt_close(&ss_threading_mixin, false, "block_on_close false");
+	test_prompt_close(&ss_thread_pool_mixin, true, "pool daemon_threads");
+	test_prompt_close(&ss_thread_pool_mixin, false, "pool block_on_close false");
 	test_stack_size();
 	test_foreign_children();
 	test_max_children();
