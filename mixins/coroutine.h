@@ -62,7 +62,8 @@ void ss__sched_drain(struct ss__coro_sched *q, double deadline);
 /* Coroutines not yet ended (any thread may ask). */
 size_t ss__sched_count(struct ss__coro_sched *q);
 
-/* Free the spare stacks and buffers and the timer heap; no coroutine may be left. */
+/* Free the spare stacks and buffers and the timer heap; no coroutine may
+ * be left. */
 void ss__sched_destroy(struct ss__coro_sched *q);
 
 #endif /* SS_COROUTINE_H */

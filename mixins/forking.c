@@ -228,14 +228,10 @@ static bool abort_children(struct forking *st, double grace)
 	size_t i;
 
 	for (i = 0; i < st->n; i++) {
-		struct ss__cut_mark *m = st->v[i].mark;
-
 		if (st->v[i].conn_fd < 0)
 			continue;
-		if (m) {
-			m->grace = grace;
-			__atomic_store_n(&m->cut, 1, __ATOMIC_RELEASE);
-		}
+		if (st->v[i].mark)
+			ss__cut_mark_set(st->v[i].mark, grace);
 		ss__sys.shutdown(st->v[i].conn_fd, SHUT_RDWR);
 		any = true;
 	}

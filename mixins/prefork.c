@@ -1,9 +1,9 @@
 /*
  * prefork.c - the prefork model (Apache prefork, Perl Net::Server::
  * PreFork) and its engine, shared by every prefork composition: the
- * parent forks `workers` processes (default: 4 per online CPU when the
- * workers block in handlers, 1 per CPU for coroutine workers) that each
- * run the ordinary loop with an inner model (sync for "prefork",
+ * parent forks `workers` processes (default: 4 per CPU it may run on
+ * when the workers block in handlers, 1 per CPU for coroutine ones) that
+ * each run the ordinary loop with an inner model (sync for "prefork",
  * coroutines for "prefork+coroutine") and accept on the inherited
  * listening socket themselves.  The parent only supervises: it respawns a
  * worker that dies (a crashing handler takes down only its worker),
@@ -51,7 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLOCKING_PER_CPU 4	/* default sync workers per online CPU */
+#define BLOCKING_PER_CPU 4	/* default sync workers per CPU */
 #define FALLBACK_PAUSE_MS 10	/* waitpid polling step without pidfds */
 #define RESPAWN_DELAY 0.1	/* seconds before replacing a worker that
 				   failed within MIN_LIFE of its start */
@@ -396,15 +396,15 @@ static void stop_all(ss_server *s, struct prefork *st, double deadline)
 /*
  * The default worker count: a worker that runs handlers one at a time
  * (sync) sits in a blocking read for every slow client, so it gets
- * BLOCKING_PER_CPU of them per CPU it may run on (ss__cpus) (as Apache starts more
- * processes than cores); a worker full of coroutines keeps its core
- * busy alone, so those get one per CPU.
+ * BLOCKING_PER_CPU of them per CPU the process may run on (ss__cpus), as
+ * Apache starts more processes than cores; a worker full of coroutines
+ * keeps its core busy alone, so those get one per CPU.
  */
 static int default_workers(const struct prefork *st)
 {
 	int ncpu = ss__cpus();
 
-	return (int)(st->inner == &ss_sync_mixin ? ncpu * BLOCKING_PER_CPU : ncpu);
+	return st->inner == &ss_sync_mixin ? ncpu * BLOCKING_PER_CPU : ncpu;
 }
 
 /* Size the slots and the scoreboard for the worker count asked for (0:

@@ -729,10 +729,15 @@ int ss__wait_request(ss_request *r, short events, int timeout_ms)
 	}
 }
 
+void ss__cut_mark_set(struct ss__cut_mark *m, double grace)
+{
+	m->grace = grace;
+	__atomic_store_n(&m->cut, 1, __ATOMIC_RELEASE);
+}
+
 void ss__request_abort(ss_request *r, double grace)
 {
-	r->cut_grace = grace;
-	__atomic_store_n(&r->cut, 1, __ATOMIC_RELEASE);
+	ss__cut_mark_set(&r->cut, grace);
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		ss__sys.shutdown(r->fd, SHUT_RDWR);
 }
@@ -746,13 +751,11 @@ int ss__request_cut_error(ss_request *r, double grace)
 
 int ss__request_was_cut(ss_request *r)
 {
-	const struct ss__cut_mark *m = r->cut_mark;
+	const struct ss__cut_mark *m = r->cut_mark ? r->cut_mark : &r->cut;
 
-	if (m && __atomic_load_n(&m->cut, __ATOMIC_ACQUIRE))
-		return ss__request_cut_error(r, m->grace);
-	if (!__atomic_load_n(&r->cut, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&m->cut, __ATOMIC_ACQUIRE))
 		return 0;
-	return ss__request_cut_error(r, r->cut_grace);
+	return ss__request_cut_error(r, m->grace);
 }
 
 int ss__worker_after_fork(ss_server *s, const int wake[2])

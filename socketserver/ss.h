@@ -59,7 +59,6 @@ typedef struct ss_transport ss_transport;
 typedef struct ss_transport_ops ss_transport_ops;
 struct ss_selector_event;
 struct ss_selector;
-struct ss__cut_mark;
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -343,11 +342,13 @@ struct ss_request {
 	bool on_loop;			/* runs inline on the loop's thread */
 	double stop_deadline;		/* its I/O ends here once shutdown
 					   was asked for (0: not yet) */
-	int cut;			/* atomic: close broke the connection
-					   after cut_grace seconds */
-	double cut_grace;
-	struct ss__cut_mark *cut_mark;	/* the same, set by another process
-					   (forking); NULL when none */
+	struct ss__cut_mark {
+		int cut;		/* atomic: close broke the connection */
+		double grace;		/* after this many seconds */
+	} cut;
+	struct ss__cut_mark *cut_mark;	/* where a cut is marked when not in
+					   `cut`: a page a forking child shares
+					   with its parent; NULL: `cut` */
 	int errcode;			/* first failure, negative errno */
 	char errmsg[SS_ERRMSG_MAX];	/* its message */
 	struct ss_request *next, *prev;	/* mixin bookkeeping */

@@ -230,6 +230,10 @@ void ss__child_after_fork(ss_server *server);
  * finish_request's result. */
 int ss__request_finish(ss_server *server, ss_request *request);
 
+/* Mark a cut after grace seconds (release: a reader that sees the mark
+ * sees the grace).  Any thread, or another process for a shared mark. */
+void ss__cut_mark_set(struct ss__cut_mark *mark, double grace);
+
 /* Break a connection's I/O so a handler blocked on it returns (used when
  * the close grace period of grace seconds expires): mark the request cut,
  * then shutdown(fd, SHUT_RDWR).  Any thread may call it. */
@@ -239,18 +243,10 @@ void ss__request_abort(ss_request *request, double grace);
  * period" in the request (the first error is kept); returns -ECANCELED. */
 int ss__request_cut_error(ss_request *request, double grace);
 
-/* If close cut the request's connection: its cut error (recorded), else
- * 0.  The stream layer asks after a failed or empty read or write. */
+/* If close cut the request's connection (its mark, request->cut_mark
+ * or request->cut): its cut error (recorded), else 0.  The stream layer
+ * asks after a failed or empty read or write. */
 int ss__request_was_cut(ss_request *request);
-
-/* A cut marked by another process: the forking parent keeps one per
- * child in shared memory (request->cut_mark in the child), sets it
- * before it shuts the connection down, so the child reports the cut
- * instead of taking it for the client's EOF. */
-struct ss__cut_mark {
-	int cut;		/* atomic */
-	double grace;
-};
 
 /*
  * Prefork's engine, shared by the prefork compositions (mixins/prefork.c).
