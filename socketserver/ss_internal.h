@@ -145,6 +145,11 @@ void ss__request_buffers_free(ss_request *r);
  */
 int ss__enter_serving(ss_server *server, bool need_selector);
 
+/* Stop the loop of this process only (ss_server_shutdown also stops a
+ * prefork worker's parent, through server->forward_fd): a worker that
+ * retires or was told to stop.  Async-signal-safe. */
+void ss__stop_loop(ss_server *server);
+
 /* Leave: consume the shutdown request (flag and wakeup bytes) so the next
  * serve_forever serves again, and wake ss_server_close. */
 void ss__leave_serving(ss_server *server);
@@ -172,6 +177,45 @@ int ss__worker_after_fork(ss_server *server, const int wake[2]);
  * with an idle client still stops.
  */
 int ss__wait_request(ss_request *request, short events, int timeout_ms);
+
+/*
+ * Wakeup channels: a stop request, a "look at your control state" nudge.
+ * A socket pair, never a pipe, and pokes use send(MSG_NOSIGNAL): a poke
+ * to a process that has already exited (a prefork worker, a dead parent)
+ * fails with EPIPE instead of killing the caller with SIGPIPE, whatever
+ * the program's signal dispositions.
+ *
+ * ss__wakeup_new   both ends non-blocking and close-on-exec: [0] is
+ *                  watched, [1] poked.  0 or a negative errno.
+ * ss__wakeup_poke  one byte, EINTR retried, errors ignored (a full
+ *                  channel already holds a wake-up), errno kept:
+ *                  async-signal-safe.
+ * ss__wakeup_drain read every byte waiting (non-blocking).
+ */
+int ss__wakeup_new(int fds[2]);
+void ss__wakeup_poke(int fd);
+void ss__wakeup_drain(int fd);
+
+/* write() that cannot kill the process with SIGPIPE when fd is a pipe or
+ * socket nobody reads any more (stderr piped into a program that ended):
+ * SIGPIPE is blocked in this thread around the write and, if the write
+ * raised it, taken before it is unblocked.  Returns like write(). */
+ssize_t ss__write_nosigpipe(int fd, const void *buf, size_t len);
+
+/*
+ * In a child process the library forked (a forking child, a prefork
+ * worker), called right after the fork with the server's pid: the
+ * program's handlers for the signals that steer a server (SIGHUP, SIGINT,
+ * SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2; not SIGALRM or SIGCHLD, which a
+ * handler may use for its own work) are reset to
+ * their defaults (ignored ones stay ignored), since they would act on the
+ * parent's server from the child; SIGINT and SIGHUP, which a terminal
+ * sends to the whole process group, are ignored: the server's process
+ * decides.  SIGTERM, and the server process's death (PR_SET_PDEATHSIG,
+ * checked against the race with the fork), call end() in a signal
+ * handler: it must be async-signal-safe and end this process's work only.
+ */
+void ss__child_signals(pid_t parent, void (*end)(void));
 
 /* Write "<what>: <strerror(-err)>" into buf (SS_ERRMSG_MAX) and return err. */
 int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
@@ -229,6 +273,30 @@ void ss__child_after_fork(ss_server *server);
  * is shut down calls this, then ss_server_shutdown_request.  Returns
  * finish_request's result. */
 int ss__request_finish(ss_server *server, ss_request *request);
+
+/*
+ * The stop plan (server->plan): when the requests still in flight at a
+ * stop are cut.  ss_server_close_within plans the cut at the end of its
+ * grace, ss_server_cut plans it now; a plan only moves closer and is
+ * cleared when a new serve_forever starts.  A prefork parent's plan lives
+ * in memory its workers share, so its close reaches them.
+ *
+ * ss__plan_reset      no stop, no cut.
+ * ss__cut_deadline    the earliest planned cut of the server's own plan
+ *                     and its parent's (monotonic seconds; -1: none),
+ *                     and in *grace (may be NULL) the grace it allows.
+ * ss__cond_wait_cut   wait on cv (mu held) until signalled or the cut is
+ *                     due; false once it is due.  A cut planned by a
+ *                     signal handler cannot signal cv: waits re-read the
+ *                     plan every SS__CUT_POLL seconds, as every close-time
+ *                     wait does.
+ */
+#define SS__CUT_POLL 0.05
+/* Plan the cut grace seconds from now (< 0: only note the stop began). */
+void ss__plan_cut_in(ss_server *server, double grace);
+void ss__plan_reset(struct ss__stop_plan *plan);
+double ss__cut_deadline(const ss_server *server, double *grace);
+bool ss__cond_wait_cut(ss_server *server, pthread_cond_t *cv, pthread_mutex_t *mu);
 
 /* Mark a cut after grace seconds (release: a reader that sees the mark
  * sees the grace).  Any thread, or another process for a shared mark. */

@@ -7,9 +7,12 @@
 
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,4 +217,125 @@ int ss_sleep(double seconds)
 	while (nanosleep(&ts, &left) < 0 && errno == EINTR)
 		ts = left;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Wakeup channels                                                     */
+/* ------------------------------------------------------------------ */
+
+int ss__wakeup_new(int fds[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+		return -errno;
+	return 0;
+}
+
+void ss__wakeup_poke(int fd)
+{
+	int saved = errno;
+	ssize_t n;
+
+	do
+		n = send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	errno = saved;
+}
+
+void ss__wakeup_drain(int fd)
+{
+	char buf[64];
+
+	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+		;
+}
+
+ssize_t ss__write_nosigpipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_only, old, pending;
+	struct timespec zero = { 0, 0 };
+	bool was_pending;
+	ssize_t n;
+	int saved;
+
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+	do
+		n = write(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	saved = errno;
+	/* A SIGPIPE this write raised is pending on the thread now: take it
+	 * before unblocking, unless one was pending already (not ours). */
+	if (n < 0 && errno == EPIPE && !was_pending)
+		while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals in the library's child processes                            */
+/* ------------------------------------------------------------------ */
+
+/* Signals a program catches to steer its server (stop, reload, ...):
+ * their handlers belong to the server's process, not to its children.
+ * Others (SIGALRM, SIGCHLD, ...) may serve a handler's own work in the
+ * child and are left as they are. */
+static const int steering_signals[] = {
+	SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+};
+
+static pid_t parent_pid;		/* the server's process */
+static void (*child_end)(void);		/* what SIGTERM does here */
+
+/* SIGTERM in a child: end this process's work (child_end), unless it is
+ * the parent-death signal sent because one thread of a live parent ended
+ * (PR_SET_PDEATHSIG follows the forking thread, not the process: the
+ * kernel sends it as SI_USER from the parent's pid, and getppid() still
+ * names the parent). */
+static void on_child_term(int sig, siginfo_t *si, void *ctx)
+{
+	int saved = errno;
+
+	if (getppid() != parent_pid || si->si_code != SI_USER || si->si_pid != parent_pid)
+		child_end();
+	errno = saved;
+}
+
+void ss__child_signals(pid_t parent, void (*end)(void))
+{
+	struct sigaction sa, old;
+	sigset_t term;
+	size_t i;
+
+	parent_pid = parent;
+	child_end = end;
+	memset(&sa, 0, sizeof sa);
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof steering_signals / sizeof steering_signals[0]; i++) {
+		if (sigaction(steering_signals[i], NULL, &old) < 0 ||
+		    (!(old.sa_flags & SA_SIGINFO) &&
+		     (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)))
+			continue;
+		sa.sa_handler = SIG_DFL;
+		sigaction(steering_signals[i], &sa, NULL);
+	}
+	sa.sa_handler = SIG_IGN;	/* the terminal's: the parent decides */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = NULL;
+	sa.sa_sigaction = on_child_term;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	/* the parent's death reaches us as SIGTERM; if it died before this
+	 * line, no signal will come: look now */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		end();
 }
