@@ -439,29 +439,30 @@ static void wake_all(struct ss__coro_sched *q)
 }
 
 /* One turn of the drain loop: wait for events until the next timer or
- * the deadline, resume who is ready, then who is due. */
+ * the deadline (SS__CUT_POLL at most while a deadline may still come:
+ * ss_server_cut from a signal handler), resume who is ready, then who is
+ * due. */
 static void drain_turn(struct ss__coro_sched *q, double deadline)
 {
 	ss_server *s = q->server;
 	ss_selector_event ev[64];
 	double wait = ss__sched_next_timeout(q), left;
-	char buf[64];
 	int i, n;
 
-	if (deadline >= 0) {
-		left = deadline - ss__now();
-		if (left < 0)
-			left = 0;
-		if (wait < 0 || left < wait)
-			wait = left;
-	}
+	left = deadline >= 0 ? deadline - ss__now() : SS__CUT_POLL;
+	if (left > SS__CUT_POLL)
+		left = SS__CUT_POLL;
+	if (left < 0)
+		left = 0;
+	if (wait < 0 || left < wait)
+		wait = left;
 	n = ss_selector_select(q->sel, ev, 64, wait);
 	if (n < 0)
 		wake_all(q);	/* a broken selector: let the waits retry */
 	for (i = 0; i < n; i++) {
 		if (ev[i].fd == s->wake_fd[0]) {
-			while (read(s->wake_fd[0], buf, sizeof buf) > 0)
-				;	/* closing: a stop request means nothing */
+			/* closing: a stop request means nothing */
+			ss__wakeup_drain(s->wake_fd[0]);
 		} else if (ev[i].fd != s->fd) {
 			ss__sched_dispatch(q, &ev[i]);
 		}
@@ -469,17 +470,34 @@ static void drain_turn(struct ss__coro_sched *q, double deadline)
 	ss__sched_run_timers(q);
 }
 
+/* The earlier of the drain's own deadline and the server's planned cut
+ * (< 0: none), with the grace period it ends in *grace. */
+static double drain_deadline(struct ss__coro_sched *q, double deadline,
+			     double start, double *grace)
+{
+	double plan = ss__cut_deadline(q->server, grace);
+
+	if (plan >= 0 && (deadline < 0 || plan < deadline))
+		return plan;
+	*grace = deadline > start ? deadline - start : 0;
+	return deadline;
+}
+
 void ss__sched_drain(struct ss__coro_sched *q, double deadline)
 {
 	struct ss__coro *c;
-	double start = ss__now();
+	double start = ss__now(), grace = 0, due;
 
-	while (q->count > 0 && (deadline < 0 || ss__now() < deadline))
-		drain_turn(q, deadline);
+	while (q->count > 0) {
+		due = drain_deadline(q, deadline, start, &grace);
+		if (due >= 0 && ss__now() >= due)
+			break;
+		drain_turn(q, due);
+	}
 	if (q->count == 0)
 		return;
 	q->aborting = true;
-	q->grace = deadline > start ? deadline - start : 0;
+	q->grace = grace;
 	for (c = q->all; c; c = c->next)
 		if (!c->closing && c->request)
 			ss__request_abort(c->request, q->grace);

@@ -80,11 +80,7 @@ static bool stop_pending(ss_server *s)
 /* Wake a worker: it reads the control state. */
 static void kick(struct worker *w)
 {
-	ssize_t n;
-
-	do
-		n = write(w->ctl[1], "x", 1);
-	while (n < 0 && errno == EINTR);
+	ss__wakeup_poke(w->ctl[1]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -111,12 +107,10 @@ static void listen_on(struct worker *w, bool on)
 static bool apply_control(struct worker *w)
 {
 	struct cthreads *st = w->pool;
-	char buf[64];
 	unsigned gen;
 	bool on;
 
-	while (read(w->ctl[0], buf, sizeof buf) > 0)
-		;
+	ss__wakeup_drain(w->ctl[0]);
 	pthread_mutex_lock(&st->ctl_mu);
 	gen = st->gen;
 	on = st->accepting;
@@ -298,8 +292,8 @@ static int start_one(ss_server *s, struct cthreads *st, struct worker *w)
 		memcpy(s->errmsg, err.msg, sizeof s->errmsg);
 		return err.code;
 	}
-	if (pipe2(w->ctl, O_CLOEXEC | O_NONBLOCK) < 0) {
-		rc = ss__set_errno_msg(s->errmsg, -errno, "threads+coroutine: pipe");
+	if ((rc = ss__wakeup_new(w->ctl)) < 0) {
+		ss__set_errno_msg(s->errmsg, rc, "threads+coroutine: socketpair");
 		goto out_free;
 	}
 	rc = ss_selector_register(w->q.sel, w->ctl[0], SS_EVENT_READ, &ctl_marker);

@@ -317,14 +317,15 @@ static int pool_process_request(ss_server *s, ss_request *r)
 /* ------------------------------------------------------------------ */
 
 /* Wait (mu held) until the queue is empty and at most `self` requests
- * run, or the monotonic deadline passes (< 0: none).  True when drained. */
-static bool wait_drained(struct pool *p, size_t self, double deadline)
+ * run, or the server's planned cut is due (now when `now`).  True when
+ * drained. */
+static bool wait_drained(ss_server *s, struct pool *p, size_t self, bool now)
 {
-	bool in_time = true;
+	bool in_time = !now;
 
 	p->drain_waiters++;
 	while ((p->queued > 0 || p->nrunning > self) && in_time)
-		in_time = ss__cond_wait_until(&p->drained, &p->mu, deadline);
+		in_time = ss__cond_wait_cut(s, &p->drained, &p->mu);
 	p->drain_waiters--;
 	return p->queued == 0 && p->nrunning <= self;
 }
@@ -348,21 +349,24 @@ static void cut_queued(ss_server *s, ss_request *r, double grace)
 }
 
 /*
- * Stop the pool: no new work; wait at most grace seconds (< 0: no limit)
- * for the queue to drain and the handlers to return; then shut down the
- * running connections (except the caller's own, if a handler calls this)
- * and cut the queued requests; then join every worker but the caller.
+ * Stop the pool: no new work; wait until the server's planned cut (the
+ * close's grace period; none: no limit; `now`: none at all) for the queue
+ * to drain and the handlers to return; then shut down the running
+ * connections (except the caller's own, if a handler calls this) and cut
+ * the queued requests; then join every worker but the caller.
  */
-static void stop_pool(ss_server *s, struct pool *p, double grace)
+static void stop_pool(ss_server *s, struct pool *p, bool now)
 {
 	size_t self = current == p, i;
-	double deadline = grace < 0 ? -1 : ss__now() + grace;
 	ss_request *r, *cut = NULL;
+	double grace = 0;
 
 	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
 	pthread_cond_broadcast(&p->work);
-	if (!wait_drained(p, self, deadline)) {
+	if (!wait_drained(s, p, self, now)) {
+		if (!now)
+			ss__cut_deadline(s, &grace);
 		cut = p->head;
 		p->head = p->tail = NULL;
 		p->queued = 0;
@@ -389,7 +393,7 @@ static void pool_server_close(ss_server *s, double grace)
 	struct pool *p = state_of(s);
 
 	if (s->block_on_close && !s->daemon_threads) {
-		stop_pool(s, p, grace);
+		stop_pool(s, p, false);	/* grace: the server's plan */
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
@@ -445,7 +449,7 @@ static void pool_destroy(ss_server *s)
 	if (!p)
 		return;
 	if (p->threads)
-		stop_pool(s, p, 0);
+		stop_pool(s, p, true);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->drained);

@@ -227,32 +227,38 @@ out_free_rec:
 /* Waiting and teardown                                                */
 /* ------------------------------------------------------------------ */
 
-/* Wait (mu held) until at most `self` threads run or the monotonic
- * deadline passes (< 0: none).  Returns true when they ended. */
-static bool wait_ended(struct threading *st, size_t self, double deadline)
+/* Wait (mu held) until at most `self` threads run, or (s not NULL) the
+ * server's planned cut is due.  Returns true when they ended. */
+static bool wait_ended(ss_server *s, struct threading *st, size_t self)
 {
-	while (st->count > self)
-		if (!ss__cond_wait_until(&st->ended, &st->mu, deadline))
+	while (st->count > self) {
+		if (!s)
+			pthread_cond_wait(&st->ended, &st->mu);
+		else if (!ss__cond_wait_cut(s, &st->ended, &st->mu))
 			return st->count <= self;
+	}
 	return true;
 }
 
 /*
- * Wait for the running handlers: at most grace seconds (< 0: no limit),
- * then break their connections and wait for them to return, which they
- * do as their I/O fails.  A handler thread calling this (against the
- * rules) does not wait for, or abort, itself.
+ * Wait for the running handlers until the server's planned cut (the end
+ * of the close's grace period, or ss_server_cut; none: no limit), or not
+ * at all when abort_now; then break their connections and wait for them
+ * to return, which they do as their I/O fails.  A handler thread calling
+ * this (against the rules) does not wait for, or abort, itself.
  */
-static void wait_all(struct threading *st, double grace, bool abort_now)
+static void wait_all(ss_server *s, struct threading *st, bool abort_now)
 {
 	bool self = current && state_of(current->server) == st;
 	ss_request *mine = self ? current->request : NULL;
-	double deadline = grace < 0 ? -1 : ss__now() + grace;
+	double grace = 0;
 
 	pthread_mutex_lock(&st->mu);
-	if (abort_now || !wait_ended(st, self, deadline)) {
-		abort_running(st, mine, abort_now ? 0 : grace);
-		wait_ended(st, self, -1);
+	if (abort_now || !wait_ended(s, st, self)) {
+		if (!abort_now)
+			ss__cut_deadline(s, &grace);
+		abort_running(st, mine, grace);
+		wait_ended(NULL, st, self);
 	}
 	pthread_mutex_unlock(&st->mu);
 }
@@ -264,7 +270,7 @@ static void threading_server_close(ss_server *s, double grace)
 	struct threading *st = state_of(s);
 
 	if (s->block_on_close && !s->daemon_threads)
-		wait_all(st, grace, false);
+		wait_all(s, st, false);	/* grace: the server's plan */
 	reap(st);
 }
 
@@ -304,7 +310,7 @@ static void threading_destroy(ss_server *s)
 
 	if (!st)
 		return;
-	wait_all(st, 0, true);
+	wait_all(s, st, true);
 	reap(st);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->ended);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BACKOFF_FIRST 0.05	/* first pause after EMFILE, seconds */
@@ -36,6 +37,9 @@ static void set_defaults(ss_server *s)
 {
 	s->fd = -1;
 	s->wake_fd[0] = s->wake_fd[1] = -1;
+	s->forward_fd = -1;
+	s->plan = &s->stop_plan;
+	ss__plan_reset(s->plan);
 	s->allow_reuse_address = s->ops->family != AF_UNIX;
 	s->allow_reuse_port = false;
 	s->request_queue_size = SOMAXCONN;
@@ -59,14 +63,15 @@ static void set_defaults(ss_server *s)
 static int init_sync(ss_server *s)
 {
 	struct ss__lock *l = calloc(1, sizeof *l);
+	int rc;
 
 	if (!l)
 		return ss__set_errno_msg(s->errmsg, -ENOMEM, "server");
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	s->lock = l;
-	if (pipe2(s->wake_fd, O_CLOEXEC | O_NONBLOCK) < 0)
-		return ss__set_errno_msg(s->errmsg, -errno, "pipe");
+	if ((rc = ss__wakeup_new(s->wake_fd)) < 0)
+		return ss__set_errno_msg(s->errmsg, rc, "socketpair");
 	return 0;
 }
 
@@ -168,6 +173,8 @@ int ss__enter_serving(ss_server *s, bool need_selector)
 	else {
 		s->serving = true;
 		l->serving_thread = pthread_self();
+		if (!stop_pending(s))
+			ss__plan_reset(s->plan);	/* a new serving session */
 	}
 	pthread_mutex_unlock(&l->mu);
 	return rc;
@@ -176,12 +183,10 @@ int ss__enter_serving(ss_server *s, bool need_selector)
 void ss__leave_serving(ss_server *s)
 {
 	struct ss__lock *l = ss__lock_of(s);
-	char buf[64];
 
-	/* consume the shutdown request (flag and pipe bytes) so the next
+	/* consume the shutdown request (flag and wakeup bytes) so the next
 	 * serve_forever serves again */
-	while (read(s->wake_fd[0], buf, sizeof buf) > 0)
-		;
+	ss__wakeup_drain(s->wake_fd[0]);
 	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&l->mu);
 	s->serving = false;
@@ -189,16 +194,117 @@ void ss__leave_serving(ss_server *s)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* ------------------------------------------------------------------ */
+/* The stop plan: when requests in flight are cut                      */
+/* ------------------------------------------------------------------ */
+
+#define NO_CUT INT64_MAX
+
+/* Monotonic nanoseconds (async-signal-safe, unlike nothing else here). */
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void ss__plan_reset(struct ss__stop_plan *p)
+{
+	__atomic_store_n(&p->start_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->grace_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->cut_ns, NO_CUT, __ATOMIC_RELEASE);
+}
+
+/* Note when the stop began (the first time only). */
+static void plan_started(struct ss__stop_plan *p, int64_t now)
+{
+	int64_t zero = 0;
+
+	__atomic_compare_exchange_n(&p->start_ns, &zero, now, false,
+				    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+/* Plan the cut at `at` (ns) after a grace of `grace` ns, unless an
+ * earlier cut is planned: a plan only ever moves closer.  Lock-free, so
+ * signal handlers and other processes (a shared plan) may call it. */
+static void plan_cut(struct ss__stop_plan *p, int64_t at, int64_t grace)
+{
+	int64_t cur = __atomic_load_n(&p->cut_ns, __ATOMIC_ACQUIRE);
+
+	while (at < cur) {
+		__atomic_store_n(&p->grace_ns, grace < 0 ? 0 : grace, __ATOMIC_RELAXED);
+		if (__atomic_compare_exchange_n(&p->cut_ns, &cur, at, false,
+						__ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+			break;
+	}
+}
+
+double ss__cut_deadline(const ss_server *s, double *grace)
+{
+	const struct ss__stop_plan *v[2] = { s->plan, s->parent_plan };
+	int64_t best = NO_CUT, g = 0, c;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (!v[i])
+			continue;
+		c = __atomic_load_n(&v[i]->cut_ns, __ATOMIC_ACQUIRE);
+		if (c < best) {
+			best = c;
+			g = __atomic_load_n(&v[i]->grace_ns, __ATOMIC_RELAXED);
+		}
+	}
+	if (best == NO_CUT)
+		return -1;
+	if (grace)
+		*grace = (double)g / 1e9;
+	return (double)best / 1e9;
+}
+
+bool ss__cond_wait_cut(ss_server *s, pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+	double cut = ss__cut_deadline(s, NULL), slice = ss__now() + SS__CUT_POLL;
+
+	if (cut >= 0 && ss__remaining_ms(cut) == 0)
+		return false;
+	ss__cond_wait_until(cv, mu, cut >= 0 && cut < slice ? cut : slice);
+	cut = ss__cut_deadline(s, NULL);
+	return cut < 0 || ss__remaining_ms(cut) > 0;
+}
+
+void ss__stop_loop(ss_server *s)
+{
+	plan_started(s->plan, now_ns());
+	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+	ss__wakeup_poke(s->wake_fd[1]);	/* async-signal-safe, no SIGPIPE */
+}
+
 void ss_server_shutdown(ss_server *s)
 {
-	int saved = errno;
-	ssize_t n;
+	ss__stop_loop(s);
+	if (s->forward_fd >= 0)
+		ss__wakeup_poke(s->forward_fd);	/* the whole server stops */
+}
 
-	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
-	do
-		n = write(s->wake_fd[1], "x", 1);
-	while (n < 0 && errno == EINTR);
-	errno = saved;		/* callable from signal handlers */
+void ss_server_cut(ss_server *s)
+{
+	int64_t now = now_ns();
+
+	plan_started(s->plan, now);
+	plan_cut(s->plan, now, now - __atomic_load_n(&s->plan->start_ns, __ATOMIC_ACQUIRE));
+	ss_server_shutdown(s);
+}
+
+void ss__plan_cut_in(ss_server *s, double grace)
+{
+	int64_t now = now_ns(), g;
+
+	plan_started(s->plan, now);
+	if (grace < 0)
+		return;
+	g = grace > 1e9 ? (int64_t)1e18 : (int64_t)(grace * 1e9);
+	plan_cut(s->plan, now + g, g);
 }
 
 void ss_server_close_within(ss_server *s, double grace)
@@ -212,6 +318,9 @@ void ss_server_close_within(ss_server *s, double grace)
 		ss_server_shutdown(s);
 		return;
 	}
+	if (!s->closed)
+		ss__plan_cut_in(s, grace);	/* before the stop: a request inline
+					   on the loop reads it */
 	while (s->serving) {
 		pthread_mutex_unlock(&l->mu);
 		ss_server_shutdown(s);
@@ -289,6 +398,25 @@ size_t ss_server_active_count(ss_server *s)
 /* ------------------------------------------------------------------ */
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
+
+/*
+ * A stop came through the wakeup channel.  A worker process (prefork)
+ * lets go of its copy of the listener at once, even while a request runs
+ * inline: once every process has, the kernel refuses new clients instead
+ * of queueing connections nobody will accept, to reset them when the
+ * last copy closes.  (The server's own process closes its copy first
+ * thing in ss_server_close.)
+ */
+static void stop_seen(ss_server *s)
+{
+	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+	plan_started(s->plan, now_ns());
+	if (s->is_child && s->fd >= 0 && !ss__is_dgram(s)) {
+		if (s->sel)
+			ss_selector_unregister(s->sel, s->fd);
+		s->ops->server_close(s);
+	}
+}
 
 /* Markers for the loop's own fds in the selector. */
 static char wake_marker, listen_marker;
@@ -390,7 +518,7 @@ static int wait_ready(ss_server *s, int timeout_ms)
 		return ss__set_errno_msg(s->errmsg, n, "select");
 	for (i = 0; i < n; i++) {
 		if (ev[i].data == &wake_marker)
-			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+			stop_seen(s);
 		else if (ev[i].data == &listen_marker)
 			listener = 1;
 		else if (s->mixin->dispatch)
@@ -609,7 +737,7 @@ void ss_base_handle_error(ss_server *s, ss_request *r, int err)
 			     s->errmsg[0] ? s->errmsg : strerror(-err));
 	if (n > (int)sizeof line - 1)
 		n = (int)sizeof line - 1;
-	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+	if (ss__write_nosigpipe(STDERR_FILENO, line, (size_t)n) < 0)
 		return;	/* nowhere left to report */
 }
 
@@ -699,31 +827,57 @@ static double earlier(double a, double b)
 	return a < b ? a : b;
 }
 
+/*
+ * When a request inline on a stopping loop is cut (< 0: not stopping, or
+ * no limit), and the grace it had: close_grace from the moment it saw the
+ * stop, or the server's plan (a close's explicit grace, ss_server_cut, a
+ * prefork parent's close), whichever comes first.
+ */
+static double inline_cut(ss_request *r, double *grace)
+{
+	ss_server *s = r->server;
+	double cut, plan, g;
+
+	if (!stop_pending(s))
+		return -1;
+	if (r->stop_deadline == 0)
+		r->stop_deadline = s->close_grace >= 0 ? ss__now() + s->close_grace : -1;
+	cut = r->stop_deadline;
+	*grace = s->close_grace;
+	plan = ss__cut_deadline(s, &g);
+	if (plan >= 0 && (cut < 0 || plan < cut)) {
+		cut = plan;
+		*grace = g;
+	}
+	return cut;
+}
+
 int ss__wait_request(ss_request *r, short events, int timeout_ms)
 {
 	ss_server *s = r->server;
-	double deadline, limit;
+	double deadline, cut, grace = 0;
 	struct pollfd p[2];
 	int n;
 
-	if (!r->on_loop || s->close_grace < 0)
+	if (!r->on_loop)
 		return ss__wait_fd(r->fd, events, timeout_ms);
 	deadline = timeout_ms < 0 ? -1 : ss__now() + timeout_ms / 1000.0;
 	for (;;) {
-		if (stop_pending(s) && r->stop_deadline == 0)
-			r->stop_deadline = ss__now() + s->close_grace;
-		limit = earlier(deadline, r->stop_deadline > 0 ? r->stop_deadline : -1);
+		cut = inline_cut(r, &grace);
+		if (cut >= 0 && ss__remaining_ms(cut) == 0)
+			return ss__request_cut_error(r, grace);
 		p[0] = (struct pollfd){ .fd = r->fd, .events = events };
 		p[1] = (struct pollfd){ .fd = s->wake_fd[0], .events = POLLIN };
-		n = ss__sys.poll(p, r->stop_deadline > 0 ? 1 : 2, ss__remaining_ms(limit));
+		n = ss__sys.poll(p, 2, ss__remaining_ms(earlier(deadline, cut)));
 		if (n < 0 && errno != EINTR)
 			return -errno;
 		if (n > 0 && p[0].revents)
 			return 0;
-		if (n > 0 && p[1].revents)
-			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
-		if (r->stop_deadline > 0 && ss__remaining_ms(r->stop_deadline) == 0)
-			return ss__request_cut_error(r, s->close_grace);
+		if (n > 0 && p[1].revents) {
+			/* a stop, or news of the plan: look again */
+			ss__wakeup_drain(s->wake_fd[0]);
+			stop_seen(s);
+		}
 		if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
 			return -ETIMEDOUT;
 	}
@@ -760,15 +914,15 @@ int ss__request_was_cut(ss_request *r)
 
 int ss__worker_after_fork(ss_server *s, const int wake[2])
 {
-	int fds[2];
+	int fds[2], rc;
 
 	s->is_child = true;
 	s->unlink_on_close = false;
 	if (wake) {
 		fds[0] = wake[0];
 		fds[1] = wake[1];
-	} else if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
-		return ss__set_errno_msg(s->errmsg, -errno, "pipe");
+	} else if ((rc = ss__wakeup_new(fds)) < 0) {
+		return ss__set_errno_msg(s->errmsg, rc, "socketpair");
 	}
 	ss__close(s->wake_fd[0]);
 	ss__close(s->wake_fd[1]);

@@ -469,7 +469,11 @@ struct ss_server {
 	void *layer_data;
 	void *mixin_state;
 	volatile sig_atomic_t stop_requested;	/* shutdown() called */
-	int wake_fd[2];			/* wakeup pipe: [0] read, [1] write */
+	int wake_fd[2];			/* wakeup channel: [0] watched, [1]
+					   poked */
+	int forward_fd;			/* a prefork worker: the parent's
+					   wakeup channel, which a handler's
+					   shutdown also pokes; else -1 */
 	bool serving;			/* inside serve_forever */
 	bool closed;			/* server_close ran */
 	bool is_child;			/* a forked request child */
@@ -482,6 +486,18 @@ struct ss_server {
 	unsigned char *packet_buf;	/* datagram receive buffer */
 	size_t packet_cap;		/* its size */
 	void *lock;			/* serve/close synchronisation */
+	struct ss__stop_plan {		/* when requests in flight are cut */
+		int64_t start_ns;	/* atomic: monotonic ns the stop began
+					   (0: not yet) */
+		int64_t cut_ns;		/* atomic: monotonic ns of the cut;
+					   INT64_MAX: none planned */
+		int64_t grace_ns;	/* the grace they had, for messages */
+	} stop_plan;
+	struct ss__stop_plan *plan;	/* this server's plan: &stop_plan, or
+					   prefork's scoreboard, which its
+					   workers read */
+	const struct ss__stop_plan *parent_plan; /* a prefork worker: the
+					   parent's (shared), else NULL */
 };
 
 /* The default coroutine stack (plus a guard page); pages cost memory only
@@ -572,8 +588,19 @@ void ss_server_shutdown(ss_server *server);
  */
 void ss_server_close(ss_server *server);
 
-/* Same, with an explicit grace period (seconds; < 0: no limit). */
+/* Same, with an explicit grace period (seconds; < 0: no limit).  The
+ * grace applies under every model: to a request running inline on the
+ * loop (sync, prefork workers) as to threads, children and coroutines. */
 void ss_server_close_within(ss_server *server, double grace);
+
+/*
+ * Stop now: like ss_server_shutdown, and the requests in flight are cut at
+ * once instead of being given the rest of their grace period, by the close
+ * in progress or the one to come (each is reported once as cut, and its
+ * finish runs).  For a second SIGINT / SIGTERM during the grace period.
+ * Returns at once; async-signal-safe; any thread.
+ */
+void ss_server_cut(ss_server *server);
 
 /* Close (if needed) and free the server.  NULL is fine. */
 void ss_server_free(ss_server *server);
