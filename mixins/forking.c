@@ -49,7 +49,7 @@ struct child {
 struct forking {
 	pthread_mutex_t mu;	/* guards n against active_count readers */
 	struct child *v;	/* the children, unordered */
-	struct pollfd *pfd;	/* scratch for poll(), same capacity */
+	struct pollfd *pfd;	/* scratch for poll(): cap + 1 */
 	size_t n, cap;
 };
 
@@ -75,7 +75,7 @@ static int reserve(struct forking *st)
 	if (!v)
 		return -ENOMEM;
 	st->v = v;
-	p = realloc(st->pfd, cap * sizeof *p);
+	p = realloc(st->pfd, (cap + 1) * sizeof *p);	/* + the wakeup fd */
 	if (!p)
 		return -ENOMEM;
 	st->pfd = p;
@@ -165,20 +165,24 @@ static void pause_ms(int ms)
 	nanosleep(&ts, NULL);	/* EINTR: the caller's loop rechecks */
 }
 
-/* Sleep until some child may have ended or timeout_ms (-1: forever)
- * passes: poll() on the pidfds; children without one are checked every
- * FALLBACK_PAUSE_MS.  Spurious wake-ups are fine: the caller reaps and
- * loops. */
-static void wait_some(struct forking *st, int timeout_ms)
+/* Sleep until some child may have ended, wake_fd (if >= 0) is readable,
+ * or timeout_ms (-1: forever) passes: poll() on the pidfds; children
+ * without one are checked every FALLBACK_PAUSE_MS.  Spurious wake-ups are
+ * fine: the caller reaps and loops. */
+static void wait_some(struct forking *st, int wake_fd, int timeout_ms)
 {
 	nfds_t nfds = 0;
 	size_t i;
 
+	st->pfd[0].revents = 0;
+	if (wake_fd >= 0)
+		st->pfd[nfds++] = (struct pollfd){ .fd = wake_fd, .events = POLLIN };
 	for (i = 0; i < st->n; i++)
 		if (st->v[i].pidfd >= 0)
 			st->pfd[nfds++] = (struct pollfd){ .fd = st->v[i].pidfd,
 							   .events = POLLIN };
-	if (nfds < st->n && (timeout_ms < 0 || timeout_ms > FALLBACK_PAUSE_MS))
+	if (nfds - (wake_fd >= 0) < st->n &&
+	    (timeout_ms < 0 || timeout_ms > FALLBACK_PAUSE_MS))
 		timeout_ms = FALLBACK_PAUSE_MS;
 	if (nfds == 0) {
 		pause_ms(timeout_ms);
@@ -189,11 +193,12 @@ static void wait_some(struct forking *st, int timeout_ms)
 }
 
 /*
- * Block until at least one child was reaped or the monotonic deadline
- * passes (< 0: none).  Returns the number reaped (0 when there are no
- * children at all), or -ETIMEDOUT.
+ * Block until at least one child was reaped, the monotonic deadline
+ * passes (< 0: none), or (s not NULL) a stop is requested.  Returns the
+ * number reaped (0 when there are no children at all), -ETIMEDOUT, or
+ * -ECANCELED for the stop.
  */
-static int reap_some(struct forking *st, double deadline)
+static int reap_some(ss_server *s, struct forking *st, double deadline)
 {
 	size_t n;
 	int left;
@@ -202,10 +207,14 @@ static int reap_some(struct forking *st, double deadline)
 		n = reap_ended(st);
 		if (n > 0 || st->n == 0)
 			return (int)n;
+		if (s && __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE))
+			return -ECANCELED;
 		left = ss__remaining_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;
-		wait_some(st, left);
+		wait_some(st, s ? s->wake_fd[0] : -1, left);
+		if (s && st->pfd[0].revents)
+			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
 	}
 }
 
@@ -214,8 +223,25 @@ static int reap_some(struct forking *st, double deadline)
 static bool reap_all(struct forking *st, double deadline)
 {
 	while (st->n > 0)
-		if (reap_some(st, deadline) == -ETIMEDOUT)
+		if (reap_some(NULL, st, deadline) == -ETIMEDOUT)
 			return false;
+	return true;
+}
+
+/* Reap until no child is left or the server's planned cut is due (the
+ * plan is read again every SS__CUT_POLL: ss_server_cut from a signal
+ * handler).  Returns true when none is left. */
+static bool reap_until_cut(ss_server *s, struct forking *st)
+{
+	double cut, slice;
+
+	while (st->n > 0) {
+		cut = ss__cut_deadline(s, NULL);
+		if (cut >= 0 && ss__remaining_ms(cut) == 0)
+			return false;
+		slice = ss__now() + SS__CUT_POLL;
+		reap_all(st, cut >= 0 && cut < slice ? cut : slice);
+	}
 	return true;
 }
 
@@ -271,26 +297,59 @@ static int start_failed(ss_server *s, ss_request *r, int rc, const char *what)
 	return rc;
 }
 
+/* Every child is busy and the server is stopping: the request will not
+ * run.  Report it once and end it.  Returns -ECANCELED. */
+static int not_started(ss_server *s, ss_request *r)
+{
+	ss_request_error(r, -ECANCELED,
+			 "server shutting down: request not started (all %d children busy)",
+			 s->max_children);
+	s->ops->handle_error(s, r, -ECANCELED);
+	ss_server_shutdown_request(s, r);
+	ss_request_free(r);
+	return -ECANCELED;
+}
+
+/* The request this child runs (a child runs one). */
+static ss_request *child_request;
+
+/* SIGTERM to this child, or its server process died: cut the request at
+ * once (marked first, so it is reported as cut, not as the client's EOF),
+ * and only this child's.  Async-signal-safe: an atomic store and
+ * shutdown(). */
+static void child_cut(void)
+{
+	ss_request *r = child_request;
+
+	ss__cut_mark_set(r->cut_mark ? r->cut_mark : &r->cut, 0);
+	if (r->fd >= 0 && !ss__is_dgram(r->server))
+		shutdown(r->fd, SHUT_RDWR);
+}
+
 /*
  * The child's side of the fork: drop what belongs to the parent (the
  * listener, via the core; the siblings' pidfds and connections, which
  * would otherwise keep those connections open after their own children
- * close them), run the request and _exit: never exit(), which would run
- * the parent's atexit handlers and flush its stdio buffers again.
+ * close them; the program's signal handlers), run the request and _exit:
+ * never exit(), which would run the parent's atexit handlers and flush
+ * its stdio buffers again.
  */
-static void child_main(ss_server *s, ss_request *r, struct ss__cut_mark *mark)
+static void child_main(ss_server *s, ss_request *r, struct ss__cut_mark *mark,
+		       pid_t parent)
 {
 	struct forking *st = state_of(s);
 	size_t i;
 	int rc;
 
+	r->cut_mark = mark;
+	child_request = r;
+	ss__child_signals(parent, child_cut);
 	ss__child_after_fork(s);
 	for (i = 0; i < st->n; i++) {
 		ss__close(st->v[i].pidfd);
 		ss__close(st->v[i].conn_fd);
 		free_mark(st->v[i].mark);
 	}
-	r->cut_mark = mark;
 	st->n = 0;	/* this copy of the table is the child's: empty it */
 	rc = ss_server_run_request(s, r);
 	_exit(rc < 0 ? 1 : 0);
@@ -309,11 +368,12 @@ static int forking_process_request(ss_server *s, ss_request *r)
 	struct forking *st = state_of(s);
 	struct ss__cut_mark *mark = NULL;
 	int rc, conn_fd = -1;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	reap_ended(st);
 	while (s->max_children > 0 && st->n >= (size_t)s->max_children)
-		reap_some(st, -1);
+		if (reap_some(s, st, -1) == -ECANCELED)
+			return not_started(s, r);
 	rc = reserve(st);
 	if (rc < 0)
 		return start_failed(s, r, rc, "fork (child table)");
@@ -326,7 +386,7 @@ static int forking_process_request(ss_server *s, ss_request *r)
 		return start_failed(s, r, rc, "fork");
 	}
 	if (pid == 0)
-		child_main(s, r, mark);	/* does not return */
+		child_main(s, r, mark, parent);	/* does not return */
 	if (!ss__is_dgram(s)) {
 		conn_fd = r->fd;
 		r->fd = -1;
@@ -341,9 +401,10 @@ static int forking_process_request(ss_server *s, ss_request *r)
 /* ------------------------------------------------------------------ */
 
 /*
- * server_close: with block_on_close, wait for the children at most grace
- * seconds (< 0: no limit); then shut down their connections and give
- * them ABORT_WAIT seconds more; then SIGKILL and reap what is left.
+ * server_close: with block_on_close, wait for the children until the
+ * server's planned cut (the end of the grace period; none: no limit);
+ * then shut down their connections and give them ABORT_WAIT seconds more
+ * to report the cut and finish; then SIGKILL and reap what is left.
  * Without block_on_close, reap only those that ended.
  */
 static void forking_server_close(ss_server *s, double grace)
@@ -354,8 +415,9 @@ static void forking_server_close(ss_server *s, double grace)
 		reap_ended(st);
 		return;
 	}
-	if (reap_all(st, grace < 0 ? -1 : ss__now() + grace))
+	if (reap_until_cut(s, st))
 		return;
+	ss__cut_deadline(s, &grace);
 	if (abort_children(st, grace) && reap_all(st, ss__now() + ABORT_WAIT))
 		return;
 	kill_children(st);
