@@ -56,11 +56,20 @@
 #define RESPAWN_DELAY 0.1	/* seconds before replacing a worker that
 				   failed within MIN_LIFE of its start */
 #define MIN_LIFE 1.0
+#define ABORT_WAIT 2.0		/* seconds workers get after the cut to
+				   report it and finish, before SIGKILL */
 
 /* A worker as the scoreboard shows it (shared memory, atomics only). */
 struct board_slot {
 	int active;		/* requests in flight in this worker */
 	int stop;		/* the parent asked it to stop */
+};
+
+/* The scoreboard: the parent's stop plan (server->plan points here, so
+ * the cut its close plans reaches the workers), then a slot per worker. */
+struct board {
+	struct ss__stop_plan plan;
+	struct board_slot slot[];
 };
 
 /* A worker as the parent sees it. */
@@ -78,7 +87,8 @@ struct prefork {
 	const ss_mixin *inner;	/* the model each worker runs */
 	pthread_mutex_t mu;	/* guards slots[].pid for active_count */
 	struct slot *slots;
-	struct board_slot *board;
+	struct board *map;	/* shared: plan and slots */
+	struct board_slot *board;	/* map->slot */
 	struct pollfd *pfd;	/* scratch: nslots + 1 */
 	int nslots;
 	bool failing;		/* a fork failed: reported once per episode */
@@ -89,9 +99,9 @@ static struct {
 	const ss_mixin *inner;
 	ss_mixin mixin;		/* *inner with counting process_request */
 	struct board_slot *slot;
+	ss_server *server;
 	int served;
 	bool retiring;		/* max_requests reached */
-	int parent_wake;	/* the parent's wakeup pipe, write end */
 } w;
 
 static struct prefork *state_of(ss_server *s)
@@ -112,17 +122,6 @@ static int board_get(int *field)
 static void board_set(int *field, int v)
 {
 	__atomic_store_n(field, v, __ATOMIC_RELEASE);
-}
-
-/* Write a wake-up byte to a non-blocking pipe; a full pipe already
- * holds one. */
-static void poke(int fd)
-{
-	ssize_t n;
-
-	do
-		n = write(fd, "x", 1);
-	while (n < 0 && errno == EINTR);
 }
 
 /* ------------------------------------------------------------------ */
@@ -149,9 +148,9 @@ static int worker_process_request(ss_server *s, ss_request *r)
 	publish(s, 0);
 	if (s->max_requests > 0 && ++w.served >= s->max_requests && !w.retiring) {
 		w.retiring = true;
-		ss_server_shutdown(s);
+		ss__stop_loop(s);
 	} else if (board_get(&w.slot->stop)) {
-		ss_server_shutdown(s);
+		ss__stop_loop(s);
 	}
 	return rc;
 }
@@ -162,6 +161,14 @@ static void worker_service_actions(ss_server *s)
 	if (w.inner->service_actions)
 		w.inner->service_actions(s);
 	publish(s, 0);
+}
+
+/* SIGTERM to this worker, or the parent died: this worker stops (it
+ * stops accepting, gives its requests their grace and exits) and only
+ * it: the parent, if alive, starts another.  Async-signal-safe. */
+static void worker_end(void)
+{
+	ss__stop_loop(w.server);
 }
 
 /* Forget what belongs to the parent: the other workers' pidfds and pipe
@@ -192,16 +199,22 @@ static void drop_parent_state(ss_server *s, struct prefork *st)
  */
 static void __attribute__((noreturn))
 worker_main(ss_server *s, struct prefork *st, int i, const int wake[2],
-	    double poll_interval)
+	    double poll_interval, pid_t parent)
 {
 	int rc;
 
 	w.inner = st->inner;
 	w.slot = &st->board[i];
-	w.parent_wake = fcntl(s->wake_fd[1], F_DUPFD_CLOEXEC, 0);
+	w.server = s;
+	s->forward_fd = fcntl(s->wake_fd[1], F_DUPFD_CLOEXEC, 0);
 	drop_parent_state(s, st);
 	if ((rc = ss__worker_after_fork(s, wake)) < 0)
 		goto out_fail;
+	/* the parent's plan is read, this worker's own is written */
+	s->parent_plan = &st->map->plan;
+	s->plan = &s->stop_plan;
+	ss__plan_reset(s->plan);
+	ss__child_signals(parent, worker_end);
 	w.mixin = *w.inner;
 	w.mixin.process_request = worker_process_request;
 	w.mixin.service_actions = worker_service_actions;
@@ -213,8 +226,6 @@ worker_main(ss_server *s, struct prefork *st, int i, const int wake[2],
 		goto out_fail;
 	}
 	rc = ss__serve_loop(s, poll_interval);
-	if (!board_get(&w.slot->stop) && !w.retiring && rc == 0)
-		poke(w.parent_wake);	/* a handler's shutdown: stop them all */
 	ss_server_close_within(s, s->close_grace);
 	publish(s, 0);
 	w.inner->destroy(s);
@@ -235,17 +246,17 @@ static int spawn(ss_server *s, struct prefork *st, int i, double poll_interval)
 {
 	struct slot *sl = &st->slots[i];
 	int wake[2], rc;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
-	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-		rc = ss__set_errno_msg(s->errmsg, -errno, "prefork: pipe");
+	if ((rc = ss__wakeup_new(wake)) < 0) {
+		ss__set_errno_msg(s->errmsg, rc, "prefork: socketpair");
 		goto out_report;
 	}
 	board_set(&st->board[i].active, 0);
 	board_set(&st->board[i].stop, 0);
 	pid = ss__sys.fork();
 	if (pid == 0)
-		worker_main(s, st, i, wake, poll_interval);	/* no return */
+		worker_main(s, st, i, wake, poll_interval, parent);	/* no return */
 	ss__close(wake[0]);
 	if (pid < 0) {
 		rc = ss__set_errno_msg(s->errmsg, -errno, "prefork: fork worker");
@@ -276,7 +287,7 @@ static void tell_stop(struct prefork *st, int i)
 		return;
 	sl->stopping = true;
 	board_set(&st->board[i].stop, 1);
-	poke(sl->stop_fd);
+	ss__wakeup_poke(sl->stop_fd);
 }
 
 /* Report a worker that did not end well: killed by a signal (a crashing
@@ -366,17 +377,44 @@ static bool wait_event(ss_server *s, struct prefork *st, bool wake, int timeout_
 	return (st->pfd[0].revents & POLLIN) != 0;
 }
 
-/* Stop every worker, wait at most until the monotonic deadline (< 0:
- * none), then SIGKILL the ones left (ours only: by pidfd when there is
- * one, so a recycled pid is never hit) and reap them all. */
-static void stop_all(ss_server *s, struct prefork *st, double deadline)
+/* Wake every live worker, told to stop or not, so it reads the stop plan
+ * again (a worker running a request inline waits on its wakeup channel). */
+static void poke_all(struct prefork *st)
 {
 	int i;
 
 	for (i = 0; i < st->nslots; i++)
+		if (st->slots[i].pid)
+			ss__wakeup_poke(st->slots[i].stop_fd);
+}
+
+/*
+ * Stop every worker and wait for them: the workers cut their requests
+ * themselves when the server's planned cut is due (they read the plan in
+ * shared memory; none planned: no limit) and get ABORT_WAIT seconds more
+ * to report the cut and finish; then (or at once when `now`) SIGKILL the
+ * ones left (ours only: by pidfd when there is one, so a recycled pid is
+ * never hit) and reap them all.  A cut planned meanwhile (ss_server_cut
+ * from a signal handler pokes the wakeup channel) is passed on at once.
+ */
+static void stop_all(ss_server *s, struct prefork *st, bool now)
+{
+	double cut, kill_at;
+	int i;
+
+	for (i = 0; i < st->nslots; i++)
 		tell_stop(st, i);
-	while (reap_ended(s, st, false) > 0 && ss__remaining_ms(deadline) != 0)
-		wait_event(s, st, false, ss__remaining_ms(deadline));
+	poke_all(st);
+	while (!now && reap_ended(s, st, false) > 0) {
+		cut = ss__cut_deadline(s, NULL);
+		kill_at = cut < 0 ? -1 : cut + ABORT_WAIT;
+		if (kill_at >= 0 && ss__remaining_ms(kill_at) == 0)
+			break;
+		if (wait_event(s, st, true, ss__remaining_ms(kill_at))) {
+			ss__wakeup_drain(s->wake_fd[0]);
+			poke_all(st);
+		}
+	}
 	for (i = 0; i < st->nslots; i++) {
 		if (st->slots[i].pid == 0)
 			continue;
@@ -407,6 +445,24 @@ static int default_workers(const struct prefork *st)
 	return st->inner == &ss_sync_mixin ? ncpu * BLOCKING_PER_CPU : ncpu;
 }
 
+/* Bytes of a scoreboard for n workers. */
+static size_t board_size(int n)
+{
+	return sizeof(struct board) + (size_t)n * sizeof(struct board_slot);
+}
+
+/* Give back the scoreboard; the server's plan moves back into it. */
+static void unmap_board(ss_server *s, struct prefork *st)
+{
+	if (!st->map)
+		return;
+	s->stop_plan = st->map->plan;
+	s->plan = &s->stop_plan;
+	munmap(st->map, board_size(st->nslots));
+	st->map = NULL;
+	st->board = NULL;
+}
+
 /* Size the slots and the scoreboard for the worker count asked for (0:
  * the default).  Returns 0 or a negative errno with s->errmsg. */
 static int make_slots(ss_server *s, struct prefork *st)
@@ -417,21 +473,23 @@ static int make_slots(ss_server *s, struct prefork *st)
 	if (st->slots && st->nslots == n)
 		return 0;
 	pthread_mutex_lock(&st->mu);	/* active_count reads the slots */
-	if (st->board)
-		munmap(st->board, (size_t)st->nslots * sizeof *st->board);
+	unmap_board(s, st);
 	free(st->slots);
 	free(st->pfd);
 	st->slots = NULL;
 	st->board = NULL;
 	st->pfd = NULL;
 	st->nslots = 0;
-	b = mmap(NULL, (size_t)n * sizeof *st->board, PROT_READ | PROT_WRITE,
+	b = mmap(NULL, board_size(n), PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (b == MAP_FAILED) {
 		rc = ss__set_errno_msg(s->errmsg, -errno, "prefork: scoreboard");
 		goto out_unlock;
 	}
-	st->board = b;
+	st->map = b;
+	st->board = st->map->slot;
+	st->map->plan = *s->plan;	/* the plan moves to shared memory */
+	s->plan = &st->map->plan;
 	st->nslots = n;
 	st->slots = calloc((size_t)n, sizeof *st->slots);
 	st->pfd = calloc((size_t)n + 1, sizeof *st->pfd);
@@ -562,8 +620,8 @@ void ss__prefork_server_close(ss_server *s, double grace)
 	if (!st->slots)
 		return;
 	if (!s->block_on_close)
-		grace = 0;
-	stop_all(s, st, grace < 0 ? -1 : ss__now() + grace);
+		ss__plan_cut_in(s, 0);
+	stop_all(s, st, false);
 }
 
 /* Record the inner model and allocate the (empty) state; the workers
@@ -595,9 +653,8 @@ void ss__prefork_destroy(ss_server *s)
 	if (!st)
 		return;
 	if (st->slots)
-		stop_all(s, st, 0);
-	if (st->board)
-		munmap(st->board, (size_t)st->nslots * sizeof *st->board);
+		stop_all(s, st, true);
+	unmap_board(s, st);
 	free(st->slots);
 	free(st->pfd);
 	pthread_mutex_destroy(&st->mu);
