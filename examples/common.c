@@ -241,13 +241,19 @@ int echo_fail(const ss_error *err)
 /* ------------------------------------------------------------------ */
 
 static ss_server *volatile stop_server;	/* what the signals stop */
+static volatile sig_atomic_t stop_signals;	/* SIGINT/SIGTERM seen */
 
-/* SIGINT / SIGTERM: ask serve_forever to return (async-signal-safe). */
+/* SIGINT / SIGTERM: the first asks serve_forever to return and the close
+ * that follows to give requests in flight their grace period; a second
+ * one, during that grace period, cuts them at once.  Async-signal-safe. */
 static void on_stop_signal(int sig)
 {
 	int saved = errno;
 
-	ss_server_shutdown(stop_server);
+	if (stop_signals++ == 0)
+		ss_server_shutdown(stop_server);
+	else
+		ss_server_cut(stop_server);
 	errno = saved;
 }
 
@@ -259,6 +265,12 @@ void echo_stop_on_signals(ss_server *server)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* Nothing to reload or report: a stray SIGHUP, SIGUSR1 or SIGUSR2
+	 * must not kill the server and leave its socket file behind
+	 * (echo_tls then makes SIGHUP reload its certificates). */
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 
 	stop_server = server;
 	sa.sa_handler = on_stop_signal;

@@ -57,7 +57,8 @@ void echo_apply_opts(ss_server *server, const struct echo_opts *opt);
 /* Print "prog: <err->msg>" on stderr; returns the exit status 2. */
 int echo_fail(const ss_error *err);
 
-/* SIGINT and SIGTERM call ss_server_shutdown(server); SIGPIPE ignored. */
+/* SIGINT and SIGTERM call ss_server_shutdown(server), a second one
+ * ss_server_cut(server); SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2 ignored. */
 void echo_stop_on_signals(ss_server *server);
 
 /*
