@@ -503,9 +503,44 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 	return rc;
 }
 
+/*
+ * handle_request's second half under a model that runs its requests on
+ * the loop's own selector (one with the dispatch slot: coroutines), where
+ * process_request only started the request: run the loop's turns (the
+ * mixin's fds and timers, service actions) until the mixin has no more
+ * requests in flight than before (it had before the request was taken),
+ * or shutdown is requested.  The listener is not watched meanwhile: one
+ * call handles one request.  No time limit, as for a request run inline.
+ * Returns 0 when the request has ended, -ECANCELED when shutdown came
+ * first (server_close then finishes the request), or the wait's negative
+ * errno.
+ */
+static int run_taken_request(ss_server *s, size_t before)
+{
+	int rc = 0;
+
+	if (!s->mixin->dispatch)
+		return 0;
+	watch_listener(s, false);
+	while (ss_server_active_count(s) > before) {
+		if (stop_pending(s)) {
+			rc = -ECANCELED;
+			break;
+		}
+		rc = wait_ready(s, -1);
+		if (rc < 0)
+			break;
+		service(s);
+		rc = 0;
+	}
+	watch_listener(s, true);
+	return rc;
+}
+
 int ss_server_handle_request(ss_server *s, double timeout)
 {
 	double deadline;
+	size_t before;
 	int rc = ss__enter_serving(s, true);
 
 	if (rc < 0)
@@ -521,8 +556,9 @@ int ss_server_handle_request(ss_server *s, double timeout)
 		rc = wait_ready(s, ss__remaining_ms(deadline));
 		if (rc < 0)
 			break;
+		before = ss_server_active_count(s);
 		if (rc > 0 && handle_request_noblock(s) == 0) {
-			rc = 0;
+			rc = run_taken_request(s, before);
 			break;
 		}
 		if (deadline >= 0 && ss__remaining_ms(deadline) == 0 && !stop_pending(s)) {
