@@ -401,25 +401,33 @@ static int wait_ready(ss_server *s, int timeout_ms)
 	return listener;
 }
 
-/* Out of descriptors or memory: pause accepting (the kernel backlog holds
- * the clients), doubling the pause up to accept_backoff_max, and report
- * once per episode rather than once per attempt. */
-static void start_backoff(ss_server *s, int err)
+/*
+ * Out of descriptors or memory: the server's accept back-off episode.
+ * Accepting pauses (the kernel backlog holds the clients), the pause
+ * doubling up to accept_backoff_max with every failure after the last
+ * pause ended (a loop that fails while another loop's pause runs joins
+ * that pause), and the episode is reported once, not once per attempt
+ * or per loop.  Returns the monotonic time accepting may resume.
+ */
+static double start_backoff(ss_server *s, int err)
 {
 	char msg[SS_ERRMSG_MAX];
 	bool first = s->backoff == 0;
+	double now = ss__now();
 
+	if (!first && now < s->backoff_end)
+		return s->backoff_end;
 	s->backoff = first ? BACKOFF_FIRST : s->backoff * 2;
 	if (s->backoff > s->accept_backoff_max)
 		s->backoff = s->accept_backoff_max;
-	s->backoff_until = ss__now() + s->backoff;
-	watch_listener(s, false);
+	s->backoff_end = now + s->backoff;
 	if (first) {
 		snprintf(msg, sizeof msg, "%.400s (pausing accepts, retrying for as long as it lasts)",
 			 s->errmsg);
 		memcpy(s->errmsg, msg, sizeof msg);
 		s->ops->handle_error(s, NULL, err);
 	}
+	return s->backoff_end;
 }
 
 /* Errors of get_request that say "try again later", not "report me". */
@@ -434,33 +442,58 @@ static bool out_of_resources(int err)
 	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
 }
 
-/*
- * Take one request from a ready listener and run it through
- * verify_request and the mixin's process_request.  Returns 0 when a
- * request was taken (whatever became of it), -EAGAIN when none was there.
- */
-static int handle_request_noblock(ss_server *s)
+/* The accept policy of every loop that takes requests (what it returns:
+ * ss_internal.h). */
+int ss__take_request(ss_server *s, ss_request **out, double *resume)
 {
 	ss_request *r = NULL;
 	int rc;
 
+	*out = NULL;
 	if (stop_pending(s))
 		return -EAGAIN;	/* nothing is accepted after shutdown() */
 	rc = s->ops->get_request(s, &r);
 	if (rc < 0) {
-		if (out_of_resources(rc))
-			start_backoff(s, rc);
-		else if (!transient(rc))
+		if (out_of_resources(rc)) {
+			*resume = start_backoff(s, rc);
+			return rc;
+		}
+		if (!transient(rc))
 			s->ops->handle_error(s, NULL, rc);
 		return -EAGAIN;
 	}
-	s->backoff = 0;
+	s->backoff = 0;		/* the episode, if one ran, is over */
 	if (!s->ops->verify_request(s, r)) {
 		ss_server_shutdown_request(s, r);
 		ss_request_free(r);
 		return 0;
 	}
-	s->mixin->process_request(s, r);
+	*out = r;
+	return 0;
+}
+
+/*
+ * Take one request from a ready listener (ss__take_request) and hand it
+ * to the mixin's process_request; out of resources, stop watching the
+ * listener until the back-off ends (wait_bound watches it again).
+ * Returns 0 when a request was taken (whatever became of it), -EAGAIN
+ * when none was.
+ */
+static int handle_request_noblock(ss_server *s)
+{
+	ss_request *r;
+	double resume;
+	int rc = ss__take_request(s, &r, &resume);
+
+	if (rc < 0) {
+		if (rc != -EAGAIN) {
+			s->backoff_until = resume;
+			watch_listener(s, false);
+		}
+		return -EAGAIN;
+	}
+	if (r)
+		s->mixin->process_request(s, r);
 	return 0;
 }
 

@@ -478,8 +478,12 @@ struct ss_server {
 	bool unlink_on_close;		/* we created the unix socket file */
 	dev_t sock_dev;			/* identity of that file */
 	ino_t sock_ino;
-	double backoff;			/* current accept backoff, seconds */
-	double backoff_until;		/* monotonic time accepts resume */
+	double backoff;			/* current accept backoff, seconds
+					   (0: no EMFILE episode) */
+	double backoff_end;		/* monotonic time the server's accept
+					   pause ends (every accepting loop) */
+	double backoff_until;		/* monotonic time the core loop's
+					   listener is watched again */
 	struct ss_selector *sel;	/* the loop's selector */
 	unsigned char *packet_buf;	/* datagram receive buffer */
 	size_t packet_cap;		/* its size */
