@@ -18,7 +18,11 @@
  * serve_forever returns no worker watches or accepts on the listener.
  * Accepts are serialised by a mutex taken with trylock (a worker that
  * finds it busy leaves the connection to the one holding it), which also
- * guards server->errmsg and a datagram server's receive buffer.
+ * guards server->errmsg, a datagram server's receive buffer and the
+ * server's accept back-off episode: the workers take requests with the
+ * core's accept policy (ss__take_request), so running out of descriptors
+ * pauses every worker's accepts together and is reported once, in the
+ * same words as under the other models.
  *
  * As with the coroutine model, a handler that blocks on something its
  * loop cannot see (sleep(), a blocking library) stalls only the requests
@@ -32,7 +36,6 @@
 #include <unistd.h>
 
 #define ACCEPT_BATCH 16		/* connections taken per wakeup */
-#define BACKOFF_FIRST 0.05	/* first accept pause on EMFILE, seconds */
 
 /* Markers for a worker's own fds in its selector. */
 static char listen_marker, ctl_marker;
@@ -48,7 +51,8 @@ struct worker {
 	unsigned seen;			/* last control generation applied
 					   (under pool->ctl_mu) */
 	bool listening;			/* listener on q.sel */
-	double backoff, backoff_until;	/* EMFILE pause */
+	double backoff_until;		/* listener off q.sel until then
+					   (the server's EMFILE pause) */
 };
 
 /* The mixin's state (server->mixin_state). */
@@ -123,71 +127,28 @@ static bool apply_control(struct worker *w)
 	return __atomic_load_n(&st->closing, __ATOMIC_ACQUIRE) != 0;
 }
 
-static bool out_of_resources(int err)
-{
-	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
-}
-
-static bool transient(int err)
-{
-	return err == -EAGAIN || err == -EINTR || err == -ECONNABORTED ||
-	       err == -EPROTO || err == -EPERM;
-}
-
-/* Out of descriptors: stop watching the listener for a while (doubling
- * up to accept_backoff_max), reporting once per episode. */
-static void start_backoff(struct worker *w, int err)
-{
-	ss_server *s = w->pool->server;
-	bool first = w->backoff == 0;
-
-	w->backoff = first ? BACKOFF_FIRST : w->backoff * 2;
-	if (w->backoff > s->accept_backoff_max)
-		w->backoff = s->accept_backoff_max;
-	w->backoff_until = ss__now() + w->backoff;
-	listen_on(w, false);
-	if (first)
-		s->ops->handle_error(s, NULL, err);
-}
-
-/* Take one request off the listener (under accept_mu, with trylock: a
- * busy lock means another worker is at it).  Returns the request, or
- * NULL when there is none for this worker now. */
-static ss_request *take_one(struct worker *w)
-{
-	ss_server *s = w->pool->server;
-	ss_request *r = NULL;
-	int rc;
-
-	if (stop_pending(s) || pthread_mutex_trylock(&w->pool->accept_mu) != 0)
-		return NULL;
-	rc = s->ops->get_request(s, &r);
-	if (rc < 0 && out_of_resources(rc))
-		start_backoff(w, rc);
-	else if (rc < 0 && !transient(rc))
-		s->ops->handle_error(s, NULL, rc);
-	pthread_mutex_unlock(&w->pool->accept_mu);
-	if (rc < 0)
-		return NULL;
-	w->backoff = 0;
-	return r;
-}
-
-/* The listener is ready: accept a batch, each request into a coroutine
- * of this worker. */
+/* The listener is ready: take a batch with the core's accept policy
+ * (under accept_mu, with trylock: a busy lock means another worker is at
+ * it), each request into a coroutine of this worker.  Out of resources,
+ * the worker stops watching the listener until the server's pause ends. */
 static void accept_some(struct worker *w)
 {
-	ss_server *s = w->pool->server;
+	struct cthreads *st = w->pool;
 	ss_request *r;
-	int i;
+	double resume;
+	int i, rc = 0;
 
-	for (i = 0; i < ACCEPT_BATCH && w->listening && (r = take_one(w)); i++) {
-		if (!s->ops->verify_request(s, r)) {
-			ss_server_shutdown_request(s, r);
-			ss_request_free(r);
-			continue;
-		}
-		ss__sched_spawn(&w->q, r);
+	for (i = 0; i < ACCEPT_BATCH && rc == 0 && w->listening; i++) {
+		if (pthread_mutex_trylock(&st->accept_mu) != 0)
+			return;
+		rc = ss__take_request(st->server, &r, &resume);
+		pthread_mutex_unlock(&st->accept_mu);
+		if (r)
+			ss__sched_spawn(&w->q, r);
+	}
+	if (rc < 0 && rc != -EAGAIN) {
+		w->backoff_until = resume;
+		listen_on(w, false);
 	}
 }
 

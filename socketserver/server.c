@@ -529,25 +529,33 @@ static int wait_ready(ss_server *s, int timeout_ms)
 	return listener;
 }
 
-/* Out of descriptors or memory: pause accepting (the kernel backlog holds
- * the clients), doubling the pause up to accept_backoff_max, and report
- * once per episode rather than once per attempt. */
-static void start_backoff(ss_server *s, int err)
+/*
+ * Out of descriptors or memory: the server's accept back-off episode.
+ * Accepting pauses (the kernel backlog holds the clients), the pause
+ * doubling up to accept_backoff_max with every failure after the last
+ * pause ended (a loop that fails while another loop's pause runs joins
+ * that pause), and the episode is reported once, not once per attempt
+ * or per loop.  Returns the monotonic time accepting may resume.
+ */
+static double start_backoff(ss_server *s, int err)
 {
 	char msg[SS_ERRMSG_MAX];
 	bool first = s->backoff == 0;
+	double now = ss__now();
 
+	if (!first && now < s->backoff_end)
+		return s->backoff_end;
 	s->backoff = first ? BACKOFF_FIRST : s->backoff * 2;
 	if (s->backoff > s->accept_backoff_max)
 		s->backoff = s->accept_backoff_max;
-	s->backoff_until = ss__now() + s->backoff;
-	watch_listener(s, false);
+	s->backoff_end = now + s->backoff;
 	if (first) {
 		snprintf(msg, sizeof msg, "%.400s (pausing accepts, retrying for as long as it lasts)",
 			 s->errmsg);
 		memcpy(s->errmsg, msg, sizeof msg);
 		s->ops->handle_error(s, NULL, err);
 	}
+	return s->backoff_end;
 }
 
 /* Errors of get_request that say "try again later", not "report me". */
@@ -562,33 +570,58 @@ static bool out_of_resources(int err)
 	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
 }
 
-/*
- * Take one request from a ready listener and run it through
- * verify_request and the mixin's process_request.  Returns 0 when a
- * request was taken (whatever became of it), -EAGAIN when none was there.
- */
-static int handle_request_noblock(ss_server *s)
+/* The accept policy of every loop that takes requests (what it returns:
+ * ss_internal.h). */
+int ss__take_request(ss_server *s, ss_request **out, double *resume)
 {
 	ss_request *r = NULL;
 	int rc;
 
+	*out = NULL;
 	if (stop_pending(s))
 		return -EAGAIN;	/* nothing is accepted after shutdown() */
 	rc = s->ops->get_request(s, &r);
 	if (rc < 0) {
-		if (out_of_resources(rc))
-			start_backoff(s, rc);
-		else if (!transient(rc))
+		if (out_of_resources(rc)) {
+			*resume = start_backoff(s, rc);
+			return rc;
+		}
+		if (!transient(rc))
 			s->ops->handle_error(s, NULL, rc);
 		return -EAGAIN;
 	}
-	s->backoff = 0;
+	s->backoff = 0;		/* the episode, if one ran, is over */
 	if (!s->ops->verify_request(s, r)) {
 		ss_server_shutdown_request(s, r);
 		ss_request_free(r);
 		return 0;
 	}
-	s->mixin->process_request(s, r);
+	*out = r;
+	return 0;
+}
+
+/*
+ * Take one request from a ready listener (ss__take_request) and hand it
+ * to the mixin's process_request; out of resources, stop watching the
+ * listener until the back-off ends (wait_bound watches it again).
+ * Returns 0 when a request was taken (whatever became of it), -EAGAIN
+ * when none was.
+ */
+static int handle_request_noblock(ss_server *s)
+{
+	ss_request *r;
+	double resume;
+	int rc = ss__take_request(s, &r, &resume);
+
+	if (rc < 0) {
+		if (rc != -EAGAIN) {
+			s->backoff_until = resume;
+			watch_listener(s, false);
+		}
+		return -EAGAIN;
+	}
+	if (r)
+		s->mixin->process_request(s, r);
 	return 0;
 }
 
@@ -631,9 +664,44 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 	return rc;
 }
 
+/*
+ * handle_request's second half under a model that runs its requests on
+ * the loop's own selector (one with the dispatch slot: coroutines), where
+ * process_request only started the request: run the loop's turns (the
+ * mixin's fds and timers, service actions) until the mixin has no more
+ * requests in flight than before (it had before the request was taken),
+ * or shutdown is requested.  The listener is not watched meanwhile: one
+ * call handles one request.  No time limit, as for a request run inline.
+ * Returns 0 when the request has ended, -ECANCELED when shutdown came
+ * first (server_close then finishes the request), or the wait's negative
+ * errno.
+ */
+static int run_taken_request(ss_server *s, size_t before)
+{
+	int rc = 0;
+
+	if (!s->mixin->dispatch)
+		return 0;
+	watch_listener(s, false);
+	while (ss_server_active_count(s) > before) {
+		if (stop_pending(s)) {
+			rc = -ECANCELED;
+			break;
+		}
+		rc = wait_ready(s, -1);
+		if (rc < 0)
+			break;
+		service(s);
+		rc = 0;
+	}
+	watch_listener(s, true);
+	return rc;
+}
+
 int ss_server_handle_request(ss_server *s, double timeout)
 {
 	double deadline;
+	size_t before;
 	int rc = ss__enter_serving(s, true);
 
 	if (rc < 0)
@@ -649,8 +717,9 @@ int ss_server_handle_request(ss_server *s, double timeout)
 		rc = wait_ready(s, ss__remaining_ms(deadline));
 		if (rc < 0)
 			break;
+		before = ss_server_active_count(s);
 		if (rc > 0 && handle_request_noblock(s) == 0) {
-			rc = 0;
+			rc = run_taken_request(s, before);
 			break;
 		}
 		if (deadline >= 0 && ss__remaining_ms(deadline) == 0 && !stop_pending(s)) {

@@ -204,7 +204,9 @@ struct ss_mixin {
 	/* Optional slots (NULL: not used), for models that run their own
 	 * I/O on the loop's selector or their own loop. */
 	/* An event on an fd the mixin registered on ss_server_selector()
-	 * with its own data. */
+	 * with its own data.  A mixin with this slot runs its requests on
+	 * the loop, so handle_request runs the loop until its request has
+	 * ended (active_count back to what it was). */
 	void (*dispatch)(ss_server *server, const struct ss_selector_event *ev);
 	/* Seconds until the mixin needs the loop back (its timers); < 0:
 	 * no need.  Bounds the loop's wait. */
@@ -480,8 +482,12 @@ struct ss_server {
 	bool unlink_on_close;		/* we created the unix socket file */
 	dev_t sock_dev;			/* identity of that file */
 	ino_t sock_ino;
-	double backoff;			/* current accept backoff, seconds */
-	double backoff_until;		/* monotonic time accepts resume */
+	double backoff;			/* current accept backoff, seconds
+					   (0: no EMFILE episode) */
+	double backoff_end;		/* monotonic time the server's accept
+					   pause ends (every accepting loop) */
+	double backoff_until;		/* monotonic time the core loop's
+					   listener is watched again */
 	struct ss_selector *sel;	/* the loop's selector */
 	unsigned char *packet_buf;	/* datagram receive buffer */
 	size_t packet_cap;		/* its size */
@@ -564,10 +570,18 @@ int ss_server_activate(ss_server *server);
 int ss_server_serve_forever(ss_server *server, double poll_interval);
 
 /*
- * Wait for and handle one request.  timeout < 0 uses server->timeout
- * (which may be < 0: no limit).  Returns 0 when a request was handled,
- * -ETIMEDOUT after calling handle_timeout, -ECANCELED when shutdown was
- * requested.
+ * Wait for and handle one request.  timeout bounds only the wait for a
+ * request to come, as in Python; < 0 uses server->timeout (which may be
+ * < 0: no limit).  Returns 0 when a request was handled, -ETIMEDOUT after
+ * calling handle_timeout, -ECANCELED when shutdown was requested (before
+ * a request came, or before a coroutine's request ended: server_close
+ * then finishes it).  "Handled" as the model handles a request: a model
+ * whose process_request hands it to another thread or process
+ * (threading, forking, pool) has started it; a model that runs requests
+ * on the loop's selector (coroutine) is driven by this call until the
+ * request has ended; the others run it to its end in the caller, as sync
+ * does, prefork, threads+coroutine and prefork+coroutine included: their
+ * workers exist only inside serve_forever.
  */
 int ss_server_handle_request(ss_server *server, double timeout);
 

@@ -161,6 +161,24 @@ void ss__leave_serving(ss_server *server);
 int ss__serve_loop(ss_server *server, double poll_interval);
 
 /*
+ * The accept policy, one copy for every loop that takes requests off the
+ * listener: the core loop, and threads+coroutine's workers, which call it
+ * under one mutex (it keeps the server's back-off episode and writes
+ * server->errmsg).  Unless shutdown was requested, get_request; a request
+ * goes through verify_request (a refused one is ended and freed here).
+ * A failure is sorted out: the transient ones (EAGAIN, ECONNABORTED, ...)
+ * pass silently; running out of descriptors or memory starts or goes on
+ * with the server's back-off episode, reported to handle_error once per
+ * episode as "<server->errmsg> (pausing accepts, retrying for as long as
+ * it lasts)"; any other error is reported.
+ * Returns 0 when a request was taken: *out is it, now the caller's, or
+ * NULL if verify_request refused it; -EAGAIN when none was; or, out of
+ * resources, that negative errno with *resume set to the monotonic time
+ * until which the caller must stop watching the listener.
+ */
+int ss__take_request(ss_server *server, ss_request **out, double *resume);
+
+/*
  * In a forked worker that runs a loop of its own: give it its own
  * selector and wakeup pipe (the parent's are shared through fork).
  * wake, if not NULL, is a non-blocking pipe the parent made before the

@@ -8,6 +8,10 @@
  * period; a failing handler reported once; an idle connection holding
  * no stream buffer; a stack overflow hits the
  * guard page (in a forked child) instead of corrupting memory.
+ * ss_server_handle_request under every model of the registry: it returns
+ * once the request it took has been handled (run to its end where the
+ * model runs it in the caller, started where another thread or process
+ * runs it), and its timeout bounds only the wait for a request.
  */
 #include "tap.h"
 #include "testutil.h"
@@ -517,6 +521,125 @@ static void test_idle_buffers(void)
 	ss_server_free(s);
 }
 
+/* ------------------------------------------------------------------ */
+/* handle_request under every model                                    */
+/* ------------------------------------------------------------------ */
+
+enum {
+	HR_INLINE,	/* the handler ran on the thread of handle_request */
+	HR_ENDED,	/* the handler has returned (set just before) */
+	HR_N
+};
+
+static atomic_int *hr;		/* shared memory: forking runs it in a child */
+static pid_t hr_pid;
+static pthread_t hr_thread;	/* the caller of handle_request */
+
+/* Echo one line, then wait for the client's EOF (so a coroutine has to
+ * yield to its loop at least once), marking where it ran and that it
+ * ended. */
+static int line_then_eof(ss_request *r)
+{
+	char line[64], b;
+	ssize_t n;
+
+	atomic_store(&hr[HR_INLINE], getpid() == hr_pid &&
+				     pthread_equal(pthread_self(), hr_thread));
+	n = ss_read_line(r, line, sizeof line);
+	if (n > 0 && (n = ss_write_all(r, line, (size_t)n)) > 0)
+		n = ss_read_some(r, &b, 1);
+	atomic_store(&hr[HR_ENDED], 1);
+	return n < 0 ? (int)n : 0;
+}
+
+/* The models whose process_request hands the request to another thread
+ * or process; every other model runs a request that handle_request took
+ * in the caller, as sync does. */
+static bool starts_elsewhere(const ss_mixin *m)
+{
+	return m == &ss_threading_mixin || m == &ss_forking_mixin ||
+	       m == &ss_thread_pool_mixin;
+}
+
+/* One handle_request(2.0) with a client waiting returns 0 with the
+ * request handled; the next one, with no client, times out. */
+static void test_handle_request(const ss_mixin *m)
+{
+	static const ss_handler h = { .handle = line_then_eof };
+	ss_server *s = server(&ss_tcp_server_ops, m, &h);
+	int fd = tu_connect(s), rc, ended;
+	char out[16];
+	ssize_t n;
+
+	atomic_store(&hr[HR_INLINE], 0);
+	atomic_store(&hr[HR_ENDED], 0);
+	hr_pid = getpid();
+	hr_thread = pthread_self();
+	tu_send_all(fd, "hello\n", 6);
+	shutdown(fd, SHUT_WR);
+	rc = ss_server_handle_request(s, 2.0);
+	ended = atomic_load(&hr[HR_ENDED]);
+	is_int(rc, 0, "%s handle_request: 0 for a waiting client", m->name);
+	n = tu_read_to_eof(fd, out, sizeof out, 2.0);
+	ok(n == 6 && !memcmp(out, "hello\n", 6), "%s handle_request: the client has "
+	   "its echo and EOF (%zd)", m->name, n);
+	ok(atomic_load(&hr[HR_ENDED]), "%s handle_request: the handler ran to its end",
+	   m->name);
+	is_int(atomic_load(&hr[HR_INLINE]), !starts_elsewhere(m),
+	       "%s handle_request: the handler ran %s", m->name,
+	       starts_elsewhere(m) ? "elsewhere" : "in the caller");
+	if (starts_elsewhere(m))
+		tap_skip(1, "%s starts the request elsewhere: it may end later", m->name);
+	else
+		ok(ended, "%s handle_request: the handler had ended when it returned",
+		   m->name);
+	close(fd);
+	rc = ss_server_handle_request(s, 0.05);
+	is_int(rc, -ETIMEDOUT, "%s handle_request: then -ETIMEDOUT with no client",
+	       m->name);
+	ss_server_free(s);
+	ok(tu_no_children(), "%s handle_request: no child left", m->name);
+}
+
+/* Read a line, ask for shutdown, then wait for input that never comes. */
+static int shutdown_then_wait(ss_request *r)
+{
+	char line[64];
+	ssize_t n = ss_read_line(r, line, sizeof line);
+
+	ss_server_shutdown(r->server);
+	if (n > 0)
+		n = ss_read_some(r, line, sizeof line);
+	return n < 0 ? (int)n : 0;
+}
+
+/* A shutdown while handle_request runs a coroutine's request stops it
+ * (-ECANCELED) instead of waiting for the request; close cuts the request
+ * after its grace. */
+static void test_handle_request_shutdown(void)
+{
+	static const ss_handler h = { .handle = shutdown_then_wait };
+	ss_server *s = recording_server(&ss_coroutine_mixin, &h);
+	int fd = tu_connect(s), rc;
+	double t0 = tu_now(), ms;
+	char b;
+
+	tu_send_all(fd, "x\n", 2);
+	rc = ss_server_handle_request(s, 2.0);
+	is_int(rc, -ECANCELED, "coroutine handle_request: -ECANCELED after a shutdown "
+	       "from the handler");
+	ok(tu_now() - t0 < 1.0, "coroutine handle_request: returned at once");
+	is_int(ss_server_active_count(s), 1, "coroutine handle_request: the request is "
+	       "still in flight");
+	ms = tu_close_within_ms(s, 0.1);
+	ok(ms < 2000, "coroutine handle_request: close_within(0.1) cut it in %.0f ms", ms);
+	ok(tu_unanswered(tu_read_to_eof(fd, &b, 1, TU_IO_TIMEOUT)),
+	   "coroutine handle_request: the client saw the cut");
+	is_int(rec_calls(), 1, "coroutine handle_request: the cut reported once");
+	close(fd);
+	ss_server_free(s);
+}
+
 int main(void)
 {
 	static const ss_server_ops *const kinds[] = {
@@ -538,5 +661,9 @@ int main(void)
 	}
 	for (m = 0; m < NMODELS; m++)
 		test_close_grace(models[m]);
+	hr = tu_shared_counters(HR_N);
+	for (m = 0; ss_mixin_at(m); m++)
+		test_handle_request(ss_mixin_at(m));
+	test_handle_request_shutdown();
 	return tap_done();
 }

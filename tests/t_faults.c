@@ -2,9 +2,11 @@
  * t_faults.c - failure paths, injected through the ss__sys table and
  * real: accept4 failing with ECONNABORTED (retried) and EMFILE (backed
  * off without spinning, reported once, resumed: under threading, pool,
- * coroutine and threads+coroutine, which has accept loops of its own;
- * prefork's workers run the core loop in processes the schedule does not
- * reach), a real EMFILE in a
+ * coroutine and threads+coroutine, whose worker threads accept in loops
+ * of their own; prefork's workers run the core loop in processes the
+ * schedule does not reach), one EMFILE episode reported exactly once in
+ * the same words under sync, threading and threads+coroutine with 4
+ * workers, a real EMFILE in a
  * child with a low RLIMIT_NOFILE, send/recv interrupted (EINTR) and
  * short, thread and process starts failing, clients resetting
  * mid-stream, and writes to a closed peer not raising SIGPIPE.
@@ -189,8 +191,8 @@ static bool accept_called(void *arg)
 
 /* accept4 fails with EMFILE until told otherwise: under model m the
  * server backs off instead of spinning, reports the episode, and serves
- * the waiting client once descriptors are back.  threads+coroutine runs
- * its own accept loops, the other models the core's. */
+ * the waiting client once descriptors are back.  threads+coroutine's
+ * workers run accept loops of their own, the other models the core's. */
 static void test_emfile_injected(const ss_mixin *m)
 {
 	struct srv v;
@@ -222,6 +224,52 @@ static void test_emfile_injected(const ss_mixin *m)
 	   "attempt (%d calls)", n, server_calls);
 	ok(strstr(msg, "Too many open files") != NULL,
 	   "%s: server->errmsg mentions it: '%s'", n, msg);
+	down(&v);
+}
+
+#define EPISODE_CLIENTS 8
+
+/* What every model reports once per EMFILE episode (the core's words). */
+#define EMFILE_REPORT \
+	"accept: Too many open files (pausing accepts, retrying for as long as it lasts)"
+
+/* One EMFILE episode under model m, with 4 workers where m has workers:
+ * clients keep coming while accept4 fails, so every worker that watches
+ * the listener runs into it; the server reports the episode exactly once,
+ * in the same words under every model, and serves every client once the
+ * fault is gone. */
+static void test_emfile_episode(const ss_mixin *m)
+{
+	struct srv v;
+	char msg[SS_ERRMSG_MAX];
+	int fd[EPISODE_CLIENTS], i, server_calls = 0, served = 0, tried = 0;
+	const char *n = m->name;
+	long before;
+
+	v.s = tu_server(&tcp_ops, m, &echo, NULL);
+	v.s->workers = 4;
+	v.s->accept_backoff_max = 0.1;	/* the episode lasts well under 1 s */
+	tu_serve_start(v.s, &v.th);
+	ok(roundtrip(v.s), "%s episode: serving", n);
+	log_clear();
+	fu_fail_next(FU_ACCEPT4, -1, EMFILE);
+	for (i = 0; i < EPISODE_CLIENTS; i++) {
+		before = fu_calls(FU_ACCEPT4);
+		fd[i] = ping(v.s);
+		tried += tu_wait_until(accept_called, &before, 3.0);
+	}
+	is_int(tried, EPISODE_CLIENTS, "%s episode: accept4 tried after each of %d clients",
+	       n, EPISODE_CLIENTS);
+	fu_fail_next(FU_ACCEPT4, 0, 0);
+	for (i = 0; i < EPISODE_CLIENTS; i++) {
+		served += ponged(fd[i]);
+		close(fd[i]);
+	}
+	is_int(served, EPISODE_CLIENTS, "%s episode: accepting resumed, every client served",
+	       n);
+	log_get(&server_calls, NULL, msg);
+	is_int(server_calls, 1, "%s episode: handle_error(request = NULL) once", n);
+	is_str(msg, EMFILE_REPORT, "%s episode: in the core's words", n);
 	down(&v);
 }
 
@@ -581,6 +629,9 @@ int main(void)
 	test_emfile_injected(&ss_thread_pool_mixin);
 	test_emfile_injected(&ss_coroutine_mixin);
 	test_emfile_injected(&ss_coroutine_threads_mixin);
+	test_emfile_episode(&ss_sync_mixin);
+	test_emfile_episode(&ss_threading_mixin);
+	test_emfile_episode(&ss_coroutine_threads_mixin);
 	test_send_eintr_short();
 	test_recv_eintr();
 	start_fails(&ss_threading_mixin, FU_PTHREAD_CREATE, "start thread");
