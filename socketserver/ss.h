@@ -73,6 +73,29 @@ typedef struct ss_error {
 	char msg[SS_ERRMSG_MAX];	/* "bind 127.0.0.1:80: Permission denied" */
 } ss_error;
 
+/*
+ * Text from a peer or a user (a client's socket path, an address typed on
+ * a command line, a line a handler quotes) made safe for one log line:
+ * printable ASCII as it is, '\' as "\\", newline, return and tab as "\n",
+ * "\r", "\t", every other byte (control characters, DEL, >= 0x80, NUL
+ * within srclen) as "\xHH".  The library does this to every such text it
+ * puts in a message, so a client cannot forge log lines or send escape
+ * codes to a terminal.  dst is always NUL-terminated (if dstlen > 0) and
+ * never cut inside an escape.  Returns the length of the whole escaped
+ * text, as snprintf does: a result >= dstlen means dst was truncated.
+ */
+size_t ss_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/*
+ * The same for a whole message (NUL-terminated) whose parts the library
+ * has already escaped, such as request->errmsg with a handler's quote of
+ * peer text: backslashes are left as they are, so escaped addresses are
+ * not escaped twice; everything else is escaped as by ss_escape.  The
+ * default handle_error writes messages through it; so should yours.
+ * Returns like ss_escape.
+ */
+size_t ss_escape_message(char *dst, size_t dstlen, const char *msg);
+
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
 /* ------------------------------------------------------------------ */

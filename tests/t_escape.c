@@ -1,0 +1,78 @@
+/*
+ * t_escape.c - peer- and user-supplied text in messages: the escaper
+ * itself (every class of byte, truncation on a whole escape, NUL
+ * termination, nothing written past dstlen), then its uses.
+ */
+#include "tap.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Escape n bytes of src into a buffer of dstlen bytes (inside a larger
+ * one filled with '#') and check the text, the returned length, and
+ * that nothing past dstlen was touched. */
+static void escapes(const char *src, size_t n, size_t dstlen, const char *want,
+		    size_t want_len, const char *what)
+{
+	char buf[64];
+	size_t got, i;
+	bool untouched = true;
+
+	memset(buf, '#', sizeof buf);
+	got = ss_escape(buf, dstlen, src, n);
+	if (dstlen)
+		is_str(buf, want, "%s: text", what);
+	is_int(got, want_len, "%s: returns the whole length", what);
+	for (i = dstlen; i < sizeof buf; i++)
+		untouched &= buf[i] == '#';
+	ok(untouched, "%s: nothing written past %zu bytes", what, dstlen);
+}
+
+static void test_classes(void)
+{
+	escapes("plain text 1:2", 14, 64, "plain text 1:2", 14, "printable ASCII as is");
+	escapes("a\\b", 3, 64, "a\\\\b", 4, "backslash doubled");
+	escapes("\n\r\t", 3, 64, "\\n\\r\\t", 6, "newline, return, tab");
+	escapes("\x1b[31m", 5, 64, "\\x1b[31m", 8, "ESC as \\x1b");
+	escapes("\x01\x7f", 2, 64, "\\x01\\x7f", 8, "other control and DEL");
+	escapes("\x80\xff\xc3\xa9", 4, 64, "\\x80\\xff\\xc3\\xa9", 16,
+		"bytes >= 0x80");
+	escapes("a\0b", 3, 64, "a\\x00b", 6, "NUL within srclen as \\x00");
+	escapes("", 0, 64, "", 0, "empty");
+}
+
+static void test_truncation(void)
+{
+	escapes("abcdef", 6, 4, "abc", 6, "plain text cut to dstlen - 1");
+	escapes("ab\ncd", 5, 4, "ab", 6, "\\n that does not fit whole is left out");
+	escapes("a\x01" "b", 3, 5, "a", 6,
+		"nothing after an escape that did not fit (b would have)");
+	escapes("a\x01", 2, 6, "a\\x01", 5, "an escape that fits exactly");
+	escapes("abc", 3, 1, "", 3, "dstlen 1: just the NUL");
+	escapes("abc", 3, 0, "", 3, "dstlen 0: nothing written");
+	ok(ss_escape(NULL, 0, "\n", 1) == 2, "dstlen 0 with dst NULL: the length only");
+}
+
+static void test_message(void)
+{
+	char buf[64];
+
+	is_int(ss_escape_message(buf, sizeof buf, "bind /a\\nb: x\ny\x1b"), 20,
+	       "message: returns the whole length");
+	is_str(buf, "bind /a\\nb: x\\ny\\x1b",
+	       "message: backslashes kept, control characters escaped");
+}
+
+int main(void)
+{
+	test_classes();
+	test_truncation();
+	test_message();
+	return tap_done();
+}
