@@ -14,6 +14,9 @@
 
 #define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 
+_Static_assert(SS_ADDRSTRLEN >= 4 * UNIX_PATH_MAX + 1,
+	       "SS_ADDRSTRLEN holds a unix path with every byte escaped");
+
 /* Fill err with "cannot parse address 'TEXT': WHY" and return code. */
 static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -178,26 +181,33 @@ int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err)
 	return parse_inet(out, text, family, err);
 }
 
-/* Format a unix address: path, "@name" or "(unnamed)". */
+/*
+ * Format a unix address: path, "@name" or "(unnamed)", escaped (a peer
+ * chooses its own path, newlines and escape codes included).  An abstract
+ * name is all of its bytes, so a NUL inside it shows as "\x00".
+ */
 static void format_unix(const ss_addr *a, char *buf, size_t len)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
 	size_t off = offsetof(struct sockaddr_un, sun_path);
-	size_t n, i;
+	size_t n;
 
 	if (a->len <= off) {
 		snprintf(buf, len, "(unnamed)");
 		return;
 	}
 	n = a->len - off;
+	if (n > UNIX_PATH_MAX)
+		n = UNIX_PATH_MAX;
 	if (un->sun_path[0] != '\0') {
-		snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
+		ss_escape(buf, len, un->sun_path, strnlen(un->sun_path, n));
 		return;
 	}
-	/* abstract: "@" + name; embedded NULs shown as '@' too */
-	for (i = 0; i < n && i + 1 < len; i++)
-		buf[i] = un->sun_path[i] ? un->sun_path[i] : '@';
-	buf[i] = '\0';
+	buf[0] = '\0';
+	if (len > 1) {
+		buf[0] = '@';
+		ss_escape(buf + 1, len - 1, un->sun_path + 1, n - 1);
+	}
 }
 
 const char *ss_addr_format(const ss_addr *a, char *buf, size_t len)

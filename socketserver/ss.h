@@ -100,7 +100,15 @@ size_t ss_escape_message(char *dst, size_t dstlen, const char *msg);
 /* Addresses                                                           */
 /* ------------------------------------------------------------------ */
 
-#define SS_ADDRSTRLEN 128	/* enough for any ss_addr_format() result */
+/*
+ * Enough for any ss_addr_format() result: the longest is a unix path of
+ * 108 bytes (all of sun_path) whose every byte is escaped as "\xHH",
+ * 4 * 108 characters and the NUL.  Sized for that worst case rather than
+ * truncated, so a message can always name a peer in full; a buffer that
+ * size on the stack of a request's thread or coroutine is small next to
+ * the stacks the library gives them.
+ */
+#define SS_ADDRSTRLEN 440
 
 /* A socket address and its length.  family is AF_INET, AF_INET6 or
  * AF_UNIX.  For AF_UNIX an abstract name has sun_path[0] == '\0' and is
@@ -127,7 +135,10 @@ int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err);
 
 /* Write addr as a user would type it ("127.0.0.1:9999", "[::1]:9999",
  * "/tmp/x.sock", "@name", "(unnamed)" for an unbound unix peer) into buf
- * (SS_ADDRSTRLEN bytes are always enough).  Returns buf. */
+ * (SS_ADDRSTRLEN bytes are always enough; a shorter buf gets a prefix cut
+ * on a whole escape).  A unix path or abstract name is escaped as by
+ * ss_escape (a NUL in an abstract name is "\x00"), so the result is safe
+ * in a log line whatever path a client bound.  Returns buf. */
 const char *ss_addr_format(const ss_addr *addr, char *buf, size_t len);
 
 /* The port of an inet address, or -1 for unix addresses. */

@@ -69,10 +69,54 @@ static void test_message(void)
 	       "message: backslashes kept, control characters escaped");
 }
 
+/* A unix address of the n bytes of name (a path, or abstract when
+ * name[0] is NUL), as getsockname or accept would give it. */
+static ss_addr unix_addr(const char *name, size_t n)
+{
+	struct sockaddr_un *un;
+	ss_addr a;
+
+	memset(&a, 0, sizeof a);
+	un = (struct sockaddr_un *)&a.ss;
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, name, n);
+	a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	a.family = AF_UNIX;
+	return a;
+}
+
+/* ss_addr_format escapes unix paths and abstract names (NULs included),
+ * and SS_ADDRSTRLEN holds the longest. */
+static void test_addr_format(void)
+{
+	static const char evil[] = "/tmp/x\n\x1b[31mFAKE\\.sock";
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char buf[SS_ADDRSTRLEN], want[4 * sizeof path + 1];
+	ss_addr a;
+	size_t i;
+
+	a = unix_addr(evil, sizeof evil);
+	is_str(ss_addr_format(&a, buf, sizeof buf), "/tmp/x\\n\\x1b[31mFAKE\\\\.sock",
+	       "a unix path with newline, ESC and backslash is escaped");
+	a = unix_addr("\0ab\0c\n", 6);
+	is_str(ss_addr_format(&a, buf, sizeof buf), "@ab\\x00c\\n",
+	       "an abstract name: all of it, a NUL in it as \\x00");
+	memset(path, 0x01, sizeof path);
+	a = unix_addr(path, sizeof path);
+	for (i = 0; i < sizeof path; i++)
+		memcpy(want + 4 * i, "\\x01", 4);
+	want[4 * sizeof path] = '\0';
+	is_str(ss_addr_format(&a, buf, sizeof buf), want,
+	       "the longest escaped path (%zu bytes) fits SS_ADDRSTRLEN", 4 * sizeof path);
+	ss_addr_format(&a, buf, 7);
+	is_str(buf, "\\x01", "a short buffer: cut on a whole escape");
+}
+
 int main(void)
 {
 	test_classes();
 	test_truncation();
 	test_message();
+	test_addr_format();
 	return tap_done();
 }
