@@ -17,12 +17,17 @@
 _Static_assert(SS_ADDRSTRLEN >= 4 * UNIX_PATH_MAX + 1,
 	       "SS_ADDRSTRLEN holds a unix path with every byte escaped");
 
-/* Fill err with "cannot parse address 'TEXT': WHY" and return code. */
+/*
+ * Fill err with "cannot parse address 'TEXT': WHY" and return code.  TEXT
+ * is what the user typed and WHY may quote part of it, so both are
+ * escaped (the rest of WHY is our own plain text, which escaping leaves
+ * as it is); each is cut to its share of the message.
+ */
 static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 {
-	char why[SS_ERRMSG_MAX];
+	char why[SS_ERRMSG_MAX], t[128], w[350];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -30,8 +35,8 @@ static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 	va_end(ap);
 	if (err) {
 		err->code = code;
-		snprintf(err->msg, sizeof err->msg, "cannot parse address '%.120s': %.350s",
-			 text ? text : "(null)", why);
+		snprintf(err->msg, sizeof err->msg, "cannot parse address '%s': %s",
+			 ss__escape_str(t, sizeof t, text), ss__escape_str(w, sizeof w, why));
 	}
 	return code;
 }

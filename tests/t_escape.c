@@ -112,11 +112,49 @@ static void test_addr_format(void)
 	is_str(buf, "\\x01", "a short buffer: cut on a whole escape");
 }
 
+/* True when text has a byte a log line must not carry raw. */
+static bool has_raw_bytes(const char *text)
+{
+	for (; *text; text++)
+		if ((unsigned char)*text < 0x20 || (unsigned char)*text >= 0x7f)
+			return true;
+	return false;
+}
+
+/* Parse text (family) and check the message is escaped and holds want. */
+static void parse_message(const char *text, int family, const char *want)
+{
+	ss_error err = { 0 };
+	ss_addr a;
+
+	ok(ss_addr_parse(&a, text, family, &err) < 0, "'%s' is refused", want);
+	if (!ok(!has_raw_bytes(err.msg) && strstr(err.msg, want),
+		"its message holds '%s', with no raw control byte", want))
+		tap_diag("message: %s", err.msg);
+}
+
+/* What the user typed is escaped in parse errors, in the quoted text and
+ * in the reason (which may quote a part of it). */
+static void test_parse_messages(void)
+{
+	char path[200];
+
+	parse_message("bad\naddr", AF_UNSPEC,
+		      "cannot parse address 'bad\\naddr': missing ':PORT'");
+	parse_message("1.2.3.4:8\r0", AF_UNSPEC, "bad port '8\\r0'");
+	parse_message("[\x1b[2J]:0", AF_UNSPEC, "'\\x1b[2J' is not an");
+	memset(path, 'p', sizeof path);
+	memcpy(path, "/tmp/\n", 6);
+	path[150] = '\0';
+	parse_message(path, AF_UNIX, "cannot parse address '/tmp/\\nppp");
+}
+
 int main(void)
 {
 	test_classes();
 	test_truncation();
 	test_message();
 	test_addr_format();
+	test_parse_messages();
 	return tap_done();
 }
