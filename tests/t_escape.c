@@ -149,12 +149,117 @@ static void test_parse_messages(void)
 	parse_message(path, AF_UNIX, "cannot parse address '/tmp/\\nppp");
 }
 
+/* A handler that quotes the client's first line in its error, as
+ * README's example does. */
+static int bad_command(ss_request *r)
+{
+	char line[128];
+	ssize_t n = ss_read_line(r, line, sizeof line);
+
+	if (n < 0)
+		return (int)n;
+	return ss_request_error(r, -EPROTO, "bad command '%s'", line);
+}
+
+static const ss_handler bad_command_handler = { .handle = bad_command };
+
+/* Connect to s from a socket bound at path, send msg, read to EOF. */
+static void client_from(const ss_server *s, const char *path, const char *msg)
+{
+	struct sockaddr_un me = { .sun_family = AF_UNIX };
+	char buf[64];
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (strlen(path) >= sizeof me.sun_path)
+		tap_bail("client path too long: %s", path);
+	memcpy(me.sun_path, path, strlen(path) + 1);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
+	    connect(fd, (const struct sockaddr *)&s->address.ss, s->address.len) < 0)
+		tap_bail("client at %s: %s", path, strerror(errno));
+	if (tu_send_all(fd, msg, strlen(msg)) < 0 || shutdown(fd, SHUT_WR) < 0)
+		tap_bail("client send: %s", strerror(errno));
+	tu_read_to_eof(fd, buf, sizeof buf, TU_IO_TIMEOUT);
+	close(fd);
+	unlink(path);
+}
+
+/* True when text is one line: its only newline is its last byte, and it
+ * has no other raw control byte. */
+static bool one_clean_line(const char *text)
+{
+	size_t n = strlen(text);
+	char *body;
+	bool clean;
+
+	if (n == 0 || text[n - 1] != '\n')
+		return false;
+	body = strndup(text, n - 1);
+	clean = body && !has_raw_bytes(body);
+	free(body);
+	return clean;
+}
+
+/*
+ * A unix client whose own socket path carries a newline and an escape
+ * code, sending a line with more of them that the handler quotes in its
+ * error: the default handle_error writes exactly one line, the path and
+ * the quote escaped.
+ */
+static void test_handle_error_line(void)
+{
+	char path[256], want[300];
+	ss_server *s;
+	pthread_t t;
+	char *text;
+
+	snprintf(path, sizeof path, "%s/cli\n\x1b[31mFAKE.sock", tu_tmpdir());
+	s = tu_server(&ss_unix_stream_server_ops, NULL, &bad_command_handler, NULL);
+	tu_serve_start(s, &t);
+	tu_stderr_begin();
+	client_from(s, path, "rm\r\x1b[2Jsocketserver x: forged\n");
+	tu_serve_stop(s, &t);
+	text = tu_stderr_end();
+	if (!ok(one_clean_line(text), "handle_error wrote one line, no raw control byte"))
+		tap_diag("stderr was: %s", text);
+	snprintf(want, sizeof want, "request from %s/cli\\n\\x1b[31mFAKE.sock failed: ",
+		 tu_tmpdir());
+	if (!ok(strstr(text, want), "the client's path is escaped"))
+		tap_diag("want '%s' in: %s", want, text);
+	if (!ok(strstr(text, "bad command 'rm\\r\\x1b[2Jsocketserver x: forged\\n'\n"),
+		"the peer text in the message is escaped"))
+		tap_diag("stderr was: %s", text);
+	free(text);
+	ss_server_free(s);
+}
+
+/* A server error (no request): the message is escaped too, and what the
+ * library escaped in it already (an address) is not escaped again. */
+static void test_handle_error_server(void)
+{
+	ss_server *s = tu_server(&ss_unix_stream_server_ops, NULL, &tu_echo_handler, NULL);
+	char *text;
+
+	snprintf(s->errmsg, sizeof s->errmsg, "accept /x\\ny: evil\n\x1b[31m");
+	tu_stderr_begin();
+	ss_base_handle_error(s, NULL, -EIO);
+	text = tu_stderr_end();
+	ok(one_clean_line(text), "server error: one line, no raw control byte");
+	if (!ok(strstr(text, ": accept /x\\ny: evil\\n\\x1b[31m\n"),
+		"server error: escaped once"))
+		tap_diag("stderr was: %s", text);
+	free(text);
+	ss_server_free(s);
+}
+
 int main(void)
 {
+	tu_init();
 	test_classes();
 	test_truncation();
 	test_message();
 	test_addr_format();
 	test_parse_messages();
+	test_handle_error_line();
+	test_handle_error_server();
 	return tap_done();
 }
