@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,30 @@ static void test_handle_error_server(void)
 	ss_server_free(s);
 }
 
+/* A file that is not a socket where a unix server is to listen: the
+ * refusal names the path escaped. */
+static void test_not_a_socket_message(void)
+{
+	char path[256], want[300];
+	ss_error err = { 0 };
+	ss_server *s;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/file\n\x1b[31m", tu_tmpdir());
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		tap_bail("%s: %s", path, strerror(errno));
+	close(fd);
+	s = tu_server_try(&ss_unix_stream_server_ops, NULL, &tu_echo_handler, path, &err);
+	ok(!s, "a regular file at the path is refused");
+	snprintf(want, sizeof want, "bind %s/file\\n\\x1b[31m: file exists", tu_tmpdir());
+	if (!ok(!has_raw_bytes(err.msg) && strstr(err.msg, want),
+		"the refusal names the path escaped"))
+		tap_diag("message: %s", err.msg);
+	ss_server_free(s);
+	unlink(path);
+}
+
 int main(void)
 {
 	tu_init();
@@ -261,5 +286,6 @@ int main(void)
 	test_parse_messages();
 	test_handle_error_line();
 	test_handle_error_server();
+	test_not_a_socket_message();
 	return tap_done();
 }
