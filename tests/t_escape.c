@@ -5,6 +5,7 @@
  */
 #include "tap.h"
 #include "testutil.h"
+#include "ss_tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -276,6 +277,39 @@ static void test_not_a_socket_message(void)
 	unlink(path);
 }
 
+/* TLS options are the program's user's text: a file name or a list
+ * quoted in a configuration error is escaped. */
+static void tls_message(const char *field, const char *text, const char *want)
+{
+	ss_error err = { 0 };
+	ss_tls_options o;
+	ss_tls_config *c;
+
+	ss_tls_options_init(&o);
+	o.cert_file = "/nonexistent/cert.pem";
+	o.key_file = "/nonexistent/key.pem";
+	if (!strcmp(field, "cert_file"))
+		o.cert_file = text;
+	else if (!strcmp(field, "alpn"))
+		o.alpn = text;
+	else if (!strcmp(field, "min_version"))
+		o.min_version = text;
+	c = ss_tls_config_new(&o, &err);
+	ok(!c, "TLS %s with control characters: refused", field);
+	if (!ok(!has_raw_bytes(err.msg) && strstr(err.msg, want),
+		"TLS %s: the message quotes it escaped", field))
+		tap_diag("message: %s", err.msg);
+	ss_tls_config_free(c);
+}
+
+static void test_tls_messages(void)
+{
+	tls_message("cert_file", "/nonexistent/c\n\x1b[31m.pem",
+		    "TLS certificate /nonexistent/c\\n\\x1b[31m.pem: ");
+	tls_message("alpn", "h2,\x1b[2J,", "TLS alpn 'h2,\\x1b[2J,'");
+	tls_message("min_version", "1.3\n", "TLS min_version '1.3\\n'");
+}
+
 int main(void)
 {
 	tu_init();
@@ -287,5 +321,6 @@ int main(void)
 	test_handle_error_line();
 	test_handle_error_server();
 	test_not_a_socket_message();
+	test_tls_messages();
 	return tap_done();
 }
