@@ -108,6 +108,52 @@ static int resolve(ss_addr *out, const char *text, const char *host,
 	return 0;
 }
 
+/*
+ * The host of "[host]:port": an IPv6 literal and nothing else.  The
+ * wildcard, an IPv4 literal or a name in brackets is refused, not read
+ * as if the brackets were not there ("[]:0" is not ":0").  Returns 0 or a
+ * negative errno with err filled.
+ */
+static int parse_bracketed(ss_addr *out, const char *text, const char *host,
+			   int family, ss_error *err)
+{
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) != 1)
+		return bad(err, -EINVAL, text, "'%s' is not an IPv6 address", host);
+	if (family == AF_INET)
+		return bad(err, -EINVAL, text, "'%s' is not an IPv4 address", host);
+	v6->sin6_family = AF_INET6;
+	out->len = sizeof *v6;
+	return 0;
+}
+
+/* The host of "host:port": empty or "*" (every IPv4 interface), an IPv4
+ * literal, or a name to resolve (never an IPv6 literal: split_host_port
+ * wants those in brackets).  Returns 0 or a negative errno with err
+ * filled. */
+static int parse_host(ss_addr *out, const char *text, const char *host,
+		      int family, ss_error *err)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+
+	if (family != AF_INET6 && (!host[0] || !strcmp(host, "*"))) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_ANY);
+		out->len = sizeof *v4;
+	} else if (family != AF_INET6 && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		out->len = sizeof *v4;
+	} else if (strspn(host, "0123456789.") == strlen(host)) {
+		return bad(err, -EINVAL, text, "'%s' is not an %s address", host,
+			   family == AF_INET ? "IPv4" :
+			   family == AF_INET6 ? "IPv6" : "IP");
+	} else {
+		return resolve(out, text, host, family, err);
+	}
+	return 0;
+}
+
 /* Parse an inet address; family AF_UNSPEC, AF_INET or AF_INET6. */
 static int parse_inet(ss_addr *out, const char *text, int family, ss_error *err)
 {
@@ -123,25 +169,12 @@ static int parse_inet(ss_addr *out, const char *text, int family, ss_error *err)
 	port = parse_port(ptext);
 	if (port < 0)
 		return bad(err, -EINVAL, text, "bad port '%.20s' (0 to 65535)", ptext);
-	if (family != AF_INET6 && (!host[0] || !strcmp(host, "*"))) {
-		v4->sin_family = AF_INET;
-		v4->sin_addr.s_addr = htonl(INADDR_ANY);
-		out->len = sizeof *v4;
-	} else if (family != AF_INET6 && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		out->len = sizeof *v4;
-	} else if (family != AF_INET && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		out->len = sizeof *v6;
-	} else if (text[0] == '[' || strspn(host, "0123456789.") == strlen(host)) {
-		return bad(err, -EINVAL, text, "'%s' is not an %s address", host,
-			   family == AF_INET ? "IPv4" :
-			   family == AF_INET6 ? "IPv6" : "IP");
-	} else {
-		rc = resolve(out, text, host, family, err);
-		if (rc < 0)
-			return rc;
-	}
+	if (text[0] == '[')
+		rc = parse_bracketed(out, text, host, family, err);
+	else
+		rc = parse_host(out, text, host, family, err);
+	if (rc < 0)
+		return rc;
 	out->family = out->ss.ss_family;
 	if (out->family == AF_INET)
 		v4->sin_port = htons((uint16_t)port);

@@ -123,7 +123,9 @@ typedef struct ss_addr {
  * Parse a user's address.  family selects the syntax:
  *   AF_INET, AF_INET6, AF_UNSPEC: "127.0.0.1:9999", "[::1]:9999",
  *       "localhost:9999" (resolved, first result), ":9999" and "*:9999"
- *       (every IPv4 interface), "[::]:9999"; the port is 0..65535, 0 meaning
+ *       (every IPv4 interface), "[::]:9999"; brackets hold an IPv6
+ *       literal and nothing else ("[]:9999", "[*]:9999", "[127.0.0.1]:9999"
+ *       and "[localhost]:9999" are errors); the port is 0..65535, 0 meaning
  *       an ephemeral port.  AF_INET / AF_INET6 restrict the result to that
  *       family; AF_UNSPEC takes what the text says.
  *   AF_UNIX: a filesystem path ("./echo.sock", "/run/x.sock") or a Linux
