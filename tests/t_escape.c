@@ -1,7 +1,12 @@
 /*
  * t_escape.c - peer- and user-supplied text in messages: the escaper
  * itself (every class of byte, truncation on a whole escape, NUL
- * termination, nothing written past dstlen), then its uses.
+ * termination, nothing written past dstlen), then its uses: unix paths
+ * and abstract names in ss_addr_format, parse errors, the default
+ * handle_error's line (a unix client bound at a hostile path, quoted by
+ * its handler), the unix not-a-socket refusal and TLS option errors.
+ * The example programs' usage errors are in t_examples and
+ * t_examples_tls.
  */
 #include "tap.h"
 #include "testutil.h"
