@@ -88,17 +88,19 @@ static void usage(FILE *f, const char *default_address)
 		default_address[0] == '@' ? "" : "; port 0 picks a free port");
 }
 
-/* Bad usage: say why, then the usage, on stderr; exit 2. */
+/* Bad usage: say why, then the usage, on stderr; exit 2.  Why quotes the
+ * command line, so it is escaped and stays one line. */
 static void __attribute__((noreturn, format(printf, 2, 3)))
 bad_usage(const char *default_address, const char *fmt, ...)
 {
+	char why[256], text[1024];
 	va_list ap;
 
-	fprintf(stderr, "%s: ", program_invocation_short_name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	ss_escape(text, sizeof text, why, strlen(why));
+	fprintf(stderr, "%s: %s\n", program_invocation_short_name, text);
 	usage(stderr, default_address);
 	exit(2);
 }

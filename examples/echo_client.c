@@ -67,17 +67,19 @@ static void usage(FILE *f)
 	      "  -h       print this help and exit\n", f);
 }
 
-/* Bad usage: the reason and the usage on stderr, exit 2. */
+/* Bad usage: the reason and the usage on stderr, exit 2.  The reason
+ * quotes the command line, so it is escaped and stays one line. */
 static void __attribute__((noreturn, format(printf, 1, 2)))
 bad_usage(const char *fmt, ...)
 {
+	char why[256], text[1024];
 	va_list ap;
 
-	fputs("echo_client: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	ss_escape(text, sizeof text, why, strlen(why));
+	fprintf(stderr, "echo_client: %s\n", text);
 	usage(stderr);
 	exit(2);
 }

@@ -56,10 +56,14 @@ static void usage(FILE *f)
 		"and key; stop it with Ctrl-C.\n");
 }
 
-/* Bad usage: say why, then the usage, on stderr; exit 2. */
+/* Bad usage: say why and what on the command line was wrong (escaped, so
+ * it stays one line), then the usage, on stderr; exit 2. */
 static void __attribute__((noreturn)) bad_usage(const char *why, const char *what)
 {
-	fprintf(stderr, "echo_tls: %s%s\n", why, what);
+	char text[1024];
+
+	ss_escape(text, sizeof text, what, strlen(what));
+	fprintf(stderr, "echo_tls: %s%s\n", why, text);
 	usage(stderr);
 	exit(2);
 }

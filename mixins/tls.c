@@ -37,6 +37,8 @@
 
 #define SID_CTX		"socketserver"	/* session id context */
 #define MAX_STRINGS	(10 + 3 * SS_TLS_MAX_SNI)	/* string options */
+#define NAME_TEXT	200	/* an option's text (file, cipher list) as a
+				   message quotes it, escaped */
 
 /* One set of OpenSSL contexts built from the files at one time: what a
  * reload replaces.  The config holds one reference, every connection
@@ -141,23 +143,25 @@ ssl_fail(ss_error *err, int code, const char *fmt, ...)
 static int check_path(const char *what, const char *path, bool dir,
 		      ss_error *err)
 {
+	char p[NAME_TEXT];
 	struct stat st;
 	FILE *f;
 
+	ss__escape_str(p, sizeof p, path);
 	if (dir) {
 		if (stat(path, &st) < 0)
-			return fail(err, -errno, "TLS %s %s: %s", what, path,
+			return fail(err, -errno, "TLS %s %s: %s", what, p,
 				    strerror(errno));
 		if (!S_ISDIR(st.st_mode))
-			return fail(err, -ENOTDIR, "TLS %s %s: %s", what, path,
+			return fail(err, -ENOTDIR, "TLS %s %s: %s", what, p,
 				    strerror(ENOTDIR));
 		return 0;
 	}
 	if (!(f = fopen(path, "r")))
-		return fail(err, -errno, "TLS %s %s: %s", what, path, strerror(errno));
+		return fail(err, -errno, "TLS %s %s: %s", what, p, strerror(errno));
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		fclose(f);
-		return fail(err, -EISDIR, "TLS %s %s: %s", what, path, strerror(EISDIR));
+		return fail(err, -EISDIR, "TLS %s %s: %s", what, p, strerror(EISDIR));
 	}
 	fclose(f);
 	return 0;
@@ -194,10 +198,14 @@ static int password_cb(char *buf, int size, int rwflag, void *data)
 
 /* Fill err for a private key OpenSSL refused, in the user's words.
  * Clears the error queue; returns -EINVAL. */
-static int key_fail(ss_error *err, const struct pw_ask *ask, const char *key,
-		    const char *cert)
+static int key_fail(ss_error *err, const struct pw_ask *ask, const char *key_file,
+		    const char *cert_file)
 {
 	unsigned long e = ERR_peek_error();
+	char key[NAME_TEXT], cert[NAME_TEXT];
+
+	ss__escape_str(key, sizeof key, key_file);
+	ss__escape_str(cert, sizeof cert, cert_file);
 
 	if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
 	    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
@@ -231,6 +239,7 @@ static int load_cert_key(SSL_CTX *ctx, const ss_tls_config *c,
 			 const char *cert, const char *key, ss_error *err)
 {
 	struct pw_ask ask = { .password = c->o.key_password };
+	char k[NAME_TEXT], ce[NAME_TEXT];
 	int rc, ok;
 
 	if ((rc = check_path("certificate", cert, false, err)) < 0 ||
@@ -240,7 +249,8 @@ static int load_cert_key(SSL_CTX *ctx, const ss_tls_config *c,
 	SSL_CTX_set_default_passwd_cb_userdata(ctx, &ask);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
-		return ssl_fail(err, -EINVAL, "TLS certificate %s", cert);
+		return ssl_fail(err, -EINVAL, "TLS certificate %s",
+				ss__escape_str(ce, sizeof ce, cert));
 	}
 	ok = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
 	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
@@ -249,7 +259,8 @@ static int load_cert_key(SSL_CTX *ctx, const ss_tls_config *c,
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
 		return fail(err, -EINVAL, "TLS key %s does not match certificate %s",
-			    key, cert);
+			    ss__escape_str(k, sizeof k, key),
+			    ss__escape_str(ce, sizeof ce, cert));
 	}
 	return 0;
 }
@@ -260,6 +271,7 @@ static int load_verify(SSL_CTX *ctx, const ss_tls_config *c, ss_error *err)
 {
 	const ss_tls_options *o = &c->o;
 	STACK_OF(X509_NAME) *names;
+	char ca[NAME_TEXT];
 	int rc, mode = SSL_VERIFY_PEER;
 
 	if (o->verify_client == SS_TLS_VERIFY_NONE) {
@@ -273,11 +285,13 @@ static int load_verify(SSL_CTX *ctx, const ss_tls_config *c, ss_error *err)
 	if (SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_path) != 1)
 		return ssl_fail(err, -EINVAL, "TLS CA %s %s",
 				o->ca_file ? "file" : "path",
-				o->ca_file ? o->ca_file : o->ca_path);
+				ss__escape_str(ca, sizeof ca,
+					       o->ca_file ? o->ca_file : o->ca_path));
 	if (o->ca_file) {
 		/* The CAs named in the CertificateRequest. */
 		if (!(names = SSL_load_client_CA_file(o->ca_file)))
-			return ssl_fail(err, -EINVAL, "TLS CA file %s", o->ca_file);
+			return ssl_fail(err, -EINVAL, "TLS CA file %s",
+					ss__escape_str(ca, sizeof ca, o->ca_file));
 		SSL_CTX_set_client_CA_list(ctx, names);
 	}
 	if (o->verify_client == SS_TLS_VERIFY_REQUIRE)
@@ -350,6 +364,7 @@ static int servername_cb(SSL *ssl, int *alert, void *arg)
 static int set_protocol(SSL_CTX *ctx, const ss_tls_config *c, ss_error *err)
 {
 	const ss_tls_options *o = &c->o;
+	char t[NAME_TEXT];
 
 	SSL_CTX_set_min_proto_version(ctx, c->min_version);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
@@ -364,9 +379,11 @@ static int set_protocol(SSL_CTX *ctx, const ss_tls_config *c, ss_error *err)
 	}
 	ERR_clear_error();
 	if (o->ciphers && SSL_CTX_set_cipher_list(ctx, o->ciphers) != 1)
-		return ssl_fail(err, -EINVAL, "TLS ciphers '%s'", o->ciphers);
+		return ssl_fail(err, -EINVAL, "TLS ciphers '%s'",
+				ss__escape_str(t, sizeof t, o->ciphers));
 	if (o->ciphersuites && SSL_CTX_set_ciphersuites(ctx, o->ciphersuites) != 1)
-		return ssl_fail(err, -EINVAL, "TLS ciphersuites '%s'", o->ciphersuites);
+		return ssl_fail(err, -EINVAL, "TLS ciphersuites '%s'",
+				ss__escape_str(t, sizeof t, o->ciphersuites));
 	if (c->alpn)
 		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, (void *)c);
 	return 0;
@@ -529,6 +546,7 @@ static int strings_copy(ss_tls_options *o)
 static int alpn_parse(ss_tls_config *c, ss_error *err)
 {
 	const char *s = c->o.alpn, *p, *comma;
+	char t[NAME_TEXT];
 	unsigned char *w;
 	size_t k;
 
@@ -541,7 +559,8 @@ static int alpn_parse(ss_tls_config *c, ss_error *err)
 		k = comma ? (size_t)(comma - p) : strlen(p);
 		if (k == 0 || k > 255)
 			return fail(err, -EINVAL, "TLS alpn '%s': %s protocol name",
-				    s, k ? "a too long" : "an empty");
+				    ss__escape_str(t, sizeof t, s),
+				    k ? "a too long" : "an empty");
 		*w++ = (unsigned char)k;
 		memcpy(w, p, k);
 		w += k;
@@ -557,6 +576,7 @@ static int alpn_parse(ss_tls_config *c, ss_error *err)
 static int options_check(ss_tls_config *c, ss_error *err)
 {
 	const ss_tls_options *o = &c->o;
+	char t[NAME_TEXT];
 	size_t i;
 
 	if (!o->cert_file || !o->key_file)
@@ -567,7 +587,7 @@ static int options_check(ss_tls_config *c, ss_error *err)
 		c->min_version = TLS1_3_VERSION;
 	else
 		return fail(err, -EINVAL, "TLS min_version '%s': use 1.2 or 1.3",
-			    o->min_version);
+			    ss__escape_str(t, sizeof t, o->min_version));
 	if (o->verify_client != SS_TLS_VERIFY_NONE && !o->ca_file && !o->ca_path)
 		return fail(err, -EINVAL,
 			    "TLS client verification needs ca_file or ca_path");

@@ -14,12 +14,20 @@
 
 #define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 
-/* Fill err with "cannot parse address 'TEXT': WHY" and return code. */
+_Static_assert(SS_ADDRSTRLEN >= 4 * UNIX_PATH_MAX + 1,
+	       "SS_ADDRSTRLEN holds a unix path with every byte escaped");
+
+/*
+ * Fill err with "cannot parse address 'TEXT': WHY" and return code.  TEXT
+ * is what the user typed and WHY may quote part of it, so both are
+ * escaped (the rest of WHY is our own plain text, which escaping leaves
+ * as it is); each is cut to its share of the message.
+ */
 static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 {
-	char why[SS_ERRMSG_MAX];
+	char why[SS_ERRMSG_MAX], t[128], w[350];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -27,8 +35,8 @@ static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 	va_end(ap);
 	if (err) {
 		err->code = code;
-		snprintf(err->msg, sizeof err->msg, "cannot parse address '%.120s': %.350s",
-			 text ? text : "(null)", why);
+		snprintf(err->msg, sizeof err->msg, "cannot parse address '%s': %s",
+			 ss__escape_str(t, sizeof t, text), ss__escape_str(w, sizeof w, why));
 	}
 	return code;
 }
@@ -100,6 +108,52 @@ static int resolve(ss_addr *out, const char *text, const char *host,
 	return 0;
 }
 
+/*
+ * The host of "[host]:port": an IPv6 literal and nothing else.  The
+ * wildcard, an IPv4 literal or a name in brackets is refused, not read
+ * as if the brackets were not there ("[]:0" is not ":0").  Returns 0 or a
+ * negative errno with err filled.
+ */
+static int parse_bracketed(ss_addr *out, const char *text, const char *host,
+			   int family, ss_error *err)
+{
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) != 1)
+		return bad(err, -EINVAL, text, "'%s' is not an IPv6 address", host);
+	if (family == AF_INET)
+		return bad(err, -EINVAL, text, "'%s' is not an IPv4 address", host);
+	v6->sin6_family = AF_INET6;
+	out->len = sizeof *v6;
+	return 0;
+}
+
+/* The host of "host:port": empty or "*" (every IPv4 interface), an IPv4
+ * literal, or a name to resolve (never an IPv6 literal: split_host_port
+ * wants those in brackets).  Returns 0 or a negative errno with err
+ * filled. */
+static int parse_host(ss_addr *out, const char *text, const char *host,
+		      int family, ss_error *err)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+
+	if (family != AF_INET6 && (!host[0] || !strcmp(host, "*"))) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_ANY);
+		out->len = sizeof *v4;
+	} else if (family != AF_INET6 && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		out->len = sizeof *v4;
+	} else if (strspn(host, "0123456789.") == strlen(host)) {
+		return bad(err, -EINVAL, text, "'%s' is not an %s address", host,
+			   family == AF_INET ? "IPv4" :
+			   family == AF_INET6 ? "IPv6" : "IP");
+	} else {
+		return resolve(out, text, host, family, err);
+	}
+	return 0;
+}
+
 /* Parse an inet address; family AF_UNSPEC, AF_INET or AF_INET6. */
 static int parse_inet(ss_addr *out, const char *text, int family, ss_error *err)
 {
@@ -115,25 +169,12 @@ static int parse_inet(ss_addr *out, const char *text, int family, ss_error *err)
 	port = parse_port(ptext);
 	if (port < 0)
 		return bad(err, -EINVAL, text, "bad port '%.20s' (0 to 65535)", ptext);
-	if (family != AF_INET6 && (!host[0] || !strcmp(host, "*"))) {
-		v4->sin_family = AF_INET;
-		v4->sin_addr.s_addr = htonl(INADDR_ANY);
-		out->len = sizeof *v4;
-	} else if (family != AF_INET6 && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		out->len = sizeof *v4;
-	} else if (family != AF_INET && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		out->len = sizeof *v6;
-	} else if (text[0] == '[' || strspn(host, "0123456789.") == strlen(host)) {
-		return bad(err, -EINVAL, text, "'%s' is not an %s address", host,
-			   family == AF_INET ? "IPv4" :
-			   family == AF_INET6 ? "IPv6" : "IP");
-	} else {
-		rc = resolve(out, text, host, family, err);
-		if (rc < 0)
-			return rc;
-	}
+	if (text[0] == '[')
+		rc = parse_bracketed(out, text, host, family, err);
+	else
+		rc = parse_host(out, text, host, family, err);
+	if (rc < 0)
+		return rc;
 	out->family = out->ss.ss_family;
 	if (out->family == AF_INET)
 		v4->sin_port = htons((uint16_t)port);
@@ -178,26 +219,33 @@ int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err)
 	return parse_inet(out, text, family, err);
 }
 
-/* Format a unix address: path, "@name" or "(unnamed)". */
+/*
+ * Format a unix address: path, "@name" or "(unnamed)", escaped (a peer
+ * chooses its own path, newlines and escape codes included).  An abstract
+ * name is all of its bytes, so a NUL inside it shows as "\x00".
+ */
 static void format_unix(const ss_addr *a, char *buf, size_t len)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
 	size_t off = offsetof(struct sockaddr_un, sun_path);
-	size_t n, i;
+	size_t n;
 
 	if (a->len <= off) {
 		snprintf(buf, len, "(unnamed)");
 		return;
 	}
 	n = a->len - off;
+	if (n > UNIX_PATH_MAX)
+		n = UNIX_PATH_MAX;
 	if (un->sun_path[0] != '\0') {
-		snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
+		ss_escape(buf, len, un->sun_path, strnlen(un->sun_path, n));
 		return;
 	}
-	/* abstract: "@" + name; embedded NULs shown as '@' too */
-	for (i = 0; i < n && i + 1 < len; i++)
-		buf[i] = un->sun_path[i] ? un->sun_path[i] : '@';
-	buf[i] = '\0';
+	buf[0] = '\0';
+	if (len > 1) {
+		buf[0] = '@';
+		ss_escape(buf + 1, len - 1, un->sun_path + 1, n - 1);
+	}
 }
 
 const char *ss_addr_format(const ss_addr *a, char *buf, size_t len)

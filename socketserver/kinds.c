@@ -98,6 +98,7 @@ static bool is_abstract(const ss_addr *a)
 static int clear_stale_socket(ss_server *s)
 {
 	const char *path = ((struct sockaddr_un *)&s->requested.ss)->sun_path;
+	char a[SS_ADDRSTRLEN];
 	struct stat st;
 	int fd, rc;
 
@@ -106,7 +107,7 @@ static int clear_stale_socket(ss_server *s)
 	if (!S_ISSOCK(st.st_mode)) {
 		snprintf(s->errmsg, sizeof s->errmsg,
 			 "bind %s: file exists and is not a socket; refusing to replace it",
-			 path);
+			 req_text(s, a));
 		return -EEXIST;
 	}
 	fd = ss__sys.socket(AF_UNIX, s->ops->socktype | SOCK_CLOEXEC, 0);

@@ -789,24 +789,34 @@ int ss_base_finish_request(ss_server *s, ss_request *r)
 }
 
 /* One line on stderr, written whole with one write() so lines from
- * threads and children never interleave. */
+ * threads and children never interleave.  The message may quote a peer
+ * (ss_request_error(r, ..., "bad command '%s'", line)), so it goes
+ * through ss_escape_message: the line stays one line, cut to fit if it
+ * must, and always ends in its newline. */
 void ss_base_handle_error(ss_server *s, ss_request *r, int err)
 {
 	char line[SS_ERRMSG_MAX + 2 * SS_ADDRSTRLEN + 64];
 	char a[SS_ADDRSTRLEN], p[SS_ADDRSTRLEN];
-	int n;
+	const char *msg;
+	size_t n;
+	int k;
 
 	ss_server_address(s, a, sizeof a);
-	if (r)
-		n = snprintf(line, sizeof line, "socketserver %s: request from %s failed: %s\n",
-			     a, ss_request_peer(r, p, sizeof p),
-			     r->errmsg[0] ? r->errmsg : strerror(-err));
-	else
-		n = snprintf(line, sizeof line, "socketserver %s: %s\n", a,
-			     s->errmsg[0] ? s->errmsg : strerror(-err));
-	if (n > (int)sizeof line - 1)
-		n = (int)sizeof line - 1;
-	if (ss__write_nosigpipe(STDERR_FILENO, line, (size_t)n) < 0)
+	if (r) {
+		k = snprintf(line, sizeof line, "socketserver %s: request from %s failed: ",
+			     a, ss_request_peer(r, p, sizeof p));
+		msg = r->errmsg[0] ? r->errmsg : strerror(-err);
+	} else {
+		k = snprintf(line, sizeof line, "socketserver %s: ", a);
+		msg = s->errmsg[0] ? s->errmsg : strerror(-err);
+	}
+	n = k < 0 ? 0 : (size_t)k;
+	if (n > sizeof line - 2)
+		n = sizeof line - 2;	/* keep room for the newline */
+	ss_escape_message(line + n, sizeof line - 1 - n, msg);
+	n += strlen(line + n);
+	line[n++] = '\n';
+	if (ss__write_nosigpipe(STDERR_FILENO, line, n) < 0)
 		return;	/* nowhere left to report */
 }
 

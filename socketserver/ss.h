@@ -73,11 +73,42 @@ typedef struct ss_error {
 	char msg[SS_ERRMSG_MAX];	/* "bind 127.0.0.1:80: Permission denied" */
 } ss_error;
 
+/*
+ * Text from a peer or a user (a client's socket path, an address typed on
+ * a command line, a line a handler quotes) made safe for one log line:
+ * printable ASCII as it is, '\' as "\\", newline, return and tab as "\n",
+ * "\r", "\t", every other byte (control characters, DEL, >= 0x80, NUL
+ * within srclen) as "\xHH".  The library does this to every such text it
+ * puts in a message, so a client cannot forge log lines or send escape
+ * codes to a terminal.  dst is always NUL-terminated (if dstlen > 0) and
+ * never cut inside an escape.  Returns the length of the whole escaped
+ * text, as snprintf does: a result >= dstlen means dst was truncated.
+ */
+size_t ss_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/*
+ * The same for a whole message (NUL-terminated) whose parts the library
+ * has already escaped, such as request->errmsg with a handler's quote of
+ * peer text: backslashes are left as they are, so escaped addresses are
+ * not escaped twice; everything else is escaped as by ss_escape.  The
+ * default handle_error writes messages through it; so should yours.
+ * Returns like ss_escape.
+ */
+size_t ss_escape_message(char *dst, size_t dstlen, const char *msg);
+
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
 /* ------------------------------------------------------------------ */
 
-#define SS_ADDRSTRLEN 128	/* enough for any ss_addr_format() result */
+/*
+ * Enough for any ss_addr_format() result: the longest is a unix path of
+ * 108 bytes (all of sun_path) whose every byte is escaped as "\xHH",
+ * 4 * 108 characters and the NUL.  Sized for that worst case rather than
+ * truncated, so a message can always name a peer in full; a buffer that
+ * size on the stack of a request's thread or coroutine is small next to
+ * the stacks the library gives them.
+ */
+#define SS_ADDRSTRLEN 440
 
 /* A socket address and its length.  family is AF_INET, AF_INET6 or
  * AF_UNIX.  For AF_UNIX an abstract name has sun_path[0] == '\0' and is
@@ -92,7 +123,9 @@ typedef struct ss_addr {
  * Parse a user's address.  family selects the syntax:
  *   AF_INET, AF_INET6, AF_UNSPEC: "127.0.0.1:9999", "[::1]:9999",
  *       "localhost:9999" (resolved, first result), ":9999" and "*:9999"
- *       (every IPv4 interface), "[::]:9999"; the port is 0..65535, 0 meaning
+ *       (every IPv4 interface), "[::]:9999"; brackets hold an IPv6
+ *       literal and nothing else ("[]:9999", "[*]:9999", "[127.0.0.1]:9999"
+ *       and "[localhost]:9999" are errors); the port is 0..65535, 0 meaning
  *       an ephemeral port.  AF_INET / AF_INET6 restrict the result to that
  *       family; AF_UNSPEC takes what the text says.
  *   AF_UNIX: a filesystem path ("./echo.sock", "/run/x.sock") or a Linux
@@ -104,7 +137,10 @@ int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err);
 
 /* Write addr as a user would type it ("127.0.0.1:9999", "[::1]:9999",
  * "/tmp/x.sock", "@name", "(unnamed)" for an unbound unix peer) into buf
- * (SS_ADDRSTRLEN bytes are always enough).  Returns buf. */
+ * (SS_ADDRSTRLEN bytes are always enough; a shorter buf gets a prefix cut
+ * on a whole escape).  A unix path or abstract name is escaped as by
+ * ss_escape (a NUL in an abstract name is "\x00"), so the result is safe
+ * in a log line whatever path a client bound.  Returns buf. */
 const char *ss_addr_format(const ss_addr *addr, char *buf, size_t len);
 
 /* The port of an inet address, or -1 for unix addresses. */

@@ -239,6 +239,11 @@ void ss__child_signals(pid_t parent, void (*end)(void));
 int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The NUL-terminated s (NULL: "(null)") escaped by ss_escape into buf of
+ * len bytes (truncated to fit), for a message's printf argument.  Returns
+ * buf. */
+const char *ss__escape_str(char *buf, size_t len, const char *s);
+
 /* Copy a message into an ss_error (if not NULL) with code. */
 void ss__error_set(ss_error *err, int code, const char *msg);
 

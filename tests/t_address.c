@@ -2,7 +2,8 @@
  * t_address.c - ss_addr_parse / ss_addr_format / ss_addr_port: inet
  * round trips (IPv4, IPv6, names, wildcards, port limits), the errors and
  * their messages ("cannot parse address 'TEXT': ..."), family
- * restriction, and unix paths and abstract names.
+ * restriction, brackets only around IPv6 literals, and unix paths and
+ * abstract names.
  */
 #include "ss.h"
 #include "tap.h"
@@ -102,6 +103,24 @@ static void inet_errors(void)
 	parse_fails("127.0.0.1:1", AF_INET6, NULL);
 }
 
+/* Brackets hold an IPv6 literal and nothing else: the wildcard, an IPv4
+ * literal or a name in brackets is a bad address, never 0.0.0.0. */
+static void bracket_errors(void)
+{
+	parse_fails("[]:0", AF_UNSPEC, "'' is not an IPv6 address");
+	parse_fails("[*]:0", AF_UNSPEC, "'*' is not an IPv6 address");
+	parse_fails("[127.0.0.1]:0", AF_UNSPEC, "'127.0.0.1' is not an IPv6 address");
+	parse_fails("[localhost]:80", AF_UNSPEC, "'localhost' is not an IPv6 address");
+	parse_fails("[]:0", AF_INET, NULL);
+	parse_fails("[127.0.0.1]:0", AF_INET, NULL);
+	parse_fails("[]:0", AF_INET6, "'' is not an IPv6 address");
+	round_trip("[::]:0", AF_UNSPEC, "[::]:0", AF_INET6, 0);
+	round_trip("[::]:0", AF_INET6, "[::]:0", AF_INET6, 0);
+	round_trip(":0", AF_UNSPEC, "0.0.0.0:0", AF_INET, 0);
+	round_trip("*:0", AF_UNSPEC, "0.0.0.0:0", AF_INET, 0);
+	round_trip("*:0", AF_INET, "0.0.0.0:0", AF_INET, 0);
+}
+
 /* NULL text must be refused, not crash: run it in a child so a crash is
  * one failed check, not a dead test program. */
 static void null_text(void)
@@ -184,6 +203,7 @@ int main(void)
 {
 	inet_round_trips();
 	inet_errors();
+	bracket_errors();
 	null_text();
 	null_err();
 	unix_paths();

@@ -237,6 +237,37 @@ static void test_bad_address(const char *address, const char *expect)
 }
 
 /*
+ * A command line quoting control characters (what says where): exit 2,
+ * and the first line on stderr is exactly want, the argument escaped.
+ */
+static void test_escaped_stderr(const char *const argv[], const char *what,
+				const char *want)
+{
+	char out[1024], err[4096];
+	size_t n = strlen(want);
+
+	is_int(tu_run_example(argv, out, sizeof out, err, sizeof err, DEADLINE_MS), 2,
+	       "%s %s with control characters exits 2", argv[0], what);
+	if (!ok(!strncmp(err, want, n) && err[n] == '\n',
+		"%s %s: the argument is escaped, on one line", argv[0], what))
+		tap_diag("stderr: %s", err);
+}
+
+/* Arguments with a newline and an escape code are quoted escaped: a bad
+ * address (the library's message), a bad model, a bad client kind. */
+static void test_escaped_arguments(void)
+{
+	const char *addr[] = { "echo_tcp", "bad\naddr\x1b[2J", NULL };
+	const char *model[] = { "echo_tcp", "-m", "bad\nmodel\x1b[2J", NULL };
+	const char *kind[] = { "echo_client", "-t", "bad\nkind", "x", NULL };
+
+	test_escaped_stderr(addr, "ADDRESS",
+			    "echo_tcp: cannot parse address 'bad\\naddr\\x1b[2J': missing ':PORT'");
+	test_escaped_stderr(model, "-m", "echo_tcp: unknown model 'bad\\nmodel\\x1b[2J'");
+	test_escaped_stderr(kind, "-t", "echo_client: unknown kind 'bad\\nkind'");
+}
+
+/*
  * With a client attached to server s, whether the server has a mapping
  * that looks like a thread stack of size bytes: an anonymous rw-p mapping
  * of exactly that size right above a guard page.
@@ -443,6 +474,7 @@ int main(void)
 	test_help();
 	test_bad_address("999.1.1.1:1", NULL);
 	test_bad_address("nonsense", NULL);
+	test_escaped_arguments();
 	test_busy_address();
 	test_stack_option();
 	test_big_stream();

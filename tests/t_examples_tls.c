@@ -397,6 +397,22 @@ static void test_bad(const char *what, const char *const *args, const char *name
 	   "%s: one stderr line naming %s and the cause", what, name);
 }
 
+/* A bad command line quoting control characters: exit 2, the argument
+ * escaped on the first line of stderr, then the usage. */
+static void test_bad_usage_escaped(void)
+{
+	const char *argv[] = { "echo_tls", "-m", "bad\nmodel\x1b[2J", "--cert", "c",
+			       "--key", "k", NULL };
+	static const char want[] = "echo_tls: unknown model bad\\nmodel\\x1b[2J\n";
+	char out[1024], err[4096];
+
+	is_int(tu_run_example(argv, out, sizeof out, err, sizeof err, DEADLINE_MS), 2,
+	       "echo_tls -m with control characters exits 2");
+	if (!ok(!strncmp(err, want, sizeof want - 1),
+		"echo_tls -m: the argument is escaped, on one line"))
+		tap_diag("stderr: %s", err);
+}
+
 static void test_bad_inputs(void)
 {
 	static const char *const no_file[] = { "No such file", NULL };
@@ -614,6 +630,7 @@ int main(void)
 		test_model(models[m]);
 	test_s_client();
 	test_bad_inputs();
+	test_bad_usage_escaped();
 	test_client_certs();
 	test_reload("threading");
 	test_reload("forking");
