@@ -200,7 +200,7 @@ static void check_drops(ss_server *s, const char *tag, int n,
 	       "%s: nothing more dropped after that round trip (no echo to itself)", tag);
 	is_int(atomic_load(&seen->handled), 2,
 	       "%s: the handler ran for the two clients only", tag);
-	is_int(atomic_load(&seen->reports), 1, "%s: one report for %d drops", tag, n);
+	is_int(atomic_load(&seen->reports), 1, "%s: one report for the %d drop(s)", tag, n);
 	if (!ok(strstr(seen->first, source) && strstr(seen->first, "own address") &&
 		strstr(seen->first, "dropped"),
 		"%s: the report names the source %s and says why", tag, source))
