@@ -34,6 +34,7 @@ struct seen {
 	atomic_int reports;		/* handle_error(s, NULL, ...) calls */
 	atomic_int request_errors;	/* handle_error(s, r, ...) calls */
 	atomic_int zero_port;		/* 1: the next recvfrom says port 0 */
+	atomic_int first_ready;		/* 1 once first is written */
 	char first[SS_ERRMSG_MAX];	/* the first report's message */
 };
 
@@ -57,8 +58,10 @@ static void log_error(ss_server *s, ss_request *r, int err)
 		atomic_fetch_add(&seen->request_errors, 1);
 		return;
 	}
-	if (atomic_fetch_add(&seen->reports, 1) == 0)
+	if (atomic_fetch_add(&seen->reports, 1) == 0) {
 		snprintf(seen->first, sizeof seen->first, "%s", s->errmsg);
+		atomic_store(&seen->first_ready, 1);
+	}
 }
 
 /* recvfrom as the kernel does it, except that once asked it reports the
@@ -92,6 +95,11 @@ struct want {
 	const ss_server *s;
 	unsigned long long n;
 };
+
+static bool first_written(void *arg)
+{
+	return atomic_load(&seen->first_ready) != 0;
+}
 
 static bool dropped_reached(void *arg)
 {
@@ -173,12 +181,13 @@ static void reset_seen(void)
 	atomic_store(&seen->reports, 0);
 	atomic_store(&seen->request_errors, 0);
 	atomic_store(&seen->zero_port, 0);
+	atomic_store(&seen->first_ready, 0);
 	seen->first[0] = '\0';
 }
 
 /*
  * A serving server, answered once: drops the unanswerable datagrams sent
- * by send_one(s, i) for i < n (each must be dropped before the next is sent),
+ * by send_one(s, i) for i < n (each dropped before the next is sent),
  * then answers a client again and drops nothing more.  source is the
  * address the first report must name.
  */
@@ -200,9 +209,11 @@ static void check_drops(ss_server *s, const char *tag, int n,
 	       "%s: nothing more dropped after that round trip (no echo to itself)", tag);
 	is_int(atomic_load(&seen->handled), 2,
 	       "%s: the handler ran for the two clients only", tag);
+	/* the count goes up before the report is made */
+	tu_wait_until(first_written, NULL, WAIT_SECS);
 	is_int(atomic_load(&seen->reports), 1, "%s: one report for the %d drop(s)", tag, n);
-	if (!ok(strstr(seen->first, source) && strstr(seen->first, "own address") &&
-		strstr(seen->first, "dropped"),
+	if (!ok(atomic_load(&seen->first_ready) && strstr(seen->first, source) &&
+		strstr(seen->first, "own address") && strstr(seen->first, "dropped"),
 		"%s: the report names the source %s and says why", tag, source))
 		tap_diag("    got '%s'", seen->first);
 	is_int(atomic_load(&seen->request_errors), 0, "%s: no request failed", tag);
