@@ -3,7 +3,8 @@
  * (echo_handler in common.c), unchanged: the TLS layer sits under the
  * stream reader and writer, so the handler never knows.  With --ca,
  * clients must present a certificate signed by that CA.  SIGHUP reloads
- * the certificate and key (a broken file keeps the old ones serving).
+ * the certificate and key on a thread of its own, off the accept loop (a
+ * broken file keeps the old ones serving).
  *
  *   echo_tls [-m MODEL] [-w N] [-g GRACE] --cert FILE --key FILE [--ca FILE]
  *            [--pass PASSPHRASE] [ADDRESS]
@@ -11,11 +12,17 @@
 #include "common.h"
 #include "ss_tls.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_ADDRESS "127.0.0.1:8443"
 
@@ -133,40 +140,119 @@ static void parse_args(int argc, char **argv, struct tls_args *a)
 /* SIGHUP: reload the certificates                                     */
 /* ------------------------------------------------------------------ */
 
-static volatile sig_atomic_t reload_requested;
+/*
+ * The reload runs on a thread of its own, never on the loop: reading the
+ * files may be slow (a network filesystem), and a loop busy reloading
+ * would accept nobody and not see SIGTERM.  The SIGHUP handler only posts
+ * a semaphore (sem_post is async-signal-safe); the thread waits on it.
+ *
+ * The forking and prefork models fork from the loop while this thread
+ * may be inside OpenSSL, and a child forked while it holds one of
+ * OpenSSL's locks would wait for that lock for ever.  So a reload holds
+ * `mu` and a fork takes it first (pthread_atfork): a fork waits for a
+ * reload in progress, which is short (the files are regular files of at
+ * most 1 MiB), and a reload never runs across a fork.  Only under those
+ * models can a reload stuck in its filesystem still hold up the loop.
+ */
+#define RELOAD_STOP_SECS 2	/* at exit, how long a reload may finish */
 
-/* Only a flag: the reload itself runs on the loop (service_actions). */
+static struct {
+	sem_t hup;		/* posted by SIGHUP, and once to stop */
+	pthread_mutex_t mu;	/* held by a reload and around fork() */
+	atomic_bool stopping;	/* the thread must end */
+	ss_tls_config *tls;	/* what it reloads */
+	pthread_t thread;
+} reloader = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* SIGHUP: wake the reload thread (async-signal-safe). */
 static void on_hup(int sig)
 {
-	reload_requested = 1;
+	int saved = errno;
+
+	sem_post(&reloader.hup);
+	errno = saved;
 }
 
-static void reload_on_sighup(void)
+/* Around fork(), in the forking thread: wait for a reload in progress
+ * and keep the next one from starting; release in parent and child. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&reloader.mu);
+}
+
+static void fork_done(void)
+{
+	pthread_mutex_unlock(&reloader.mu);
+}
+
+/* The reload thread: after each SIGHUP (a burst of them is one reload)
+ * reload the TLS configuration and say how it went, until told to
+ * stop. */
+static void *reload_main(void *arg)
+{
+	ss_error err;
+	int rc;
+
+	for (;;) {
+		while (sem_wait(&reloader.hup) < 0 && errno == EINTR)
+			;
+		while (sem_trywait(&reloader.hup) == 0)
+			;
+		if (atomic_load(&reloader.stopping))
+			return NULL;
+		pthread_mutex_lock(&reloader.mu);
+		rc = ss_tls_config_reload(reloader.tls, &err);
+		pthread_mutex_unlock(&reloader.mu);
+		if (rc < 0)
+			fprintf(stderr, "echo_tls: reload failed, keeping the old "
+				"certificates: %s\n", err.msg);
+		else
+			fprintf(stderr, "echo_tls: reloaded certificates\n");
+	}
+}
+
+/* Start the reload thread for tls and let SIGHUP wake it.  Returns 0,
+ * or -1 with the reason on stderr. */
+static int reload_on_sighup(ss_tls_config *tls)
 {
 	struct sigaction sa;
+	int rc;
 
+	reloader.tls = tls;
+	if (sem_init(&reloader.hup, 0, 0) < 0) {
+		fprintf(stderr, "echo_tls: sem_init: %s\n", strerror(errno));
+		return -1;
+	}
+	if ((rc = pthread_atfork(fork_prepare, fork_done, fork_done)) != 0 ||
+	    (rc = pthread_create(&reloader.thread, NULL, reload_main, NULL)) != 0) {
+		fprintf(stderr, "echo_tls: reload thread: %s\n", strerror(rc));
+		sem_destroy(&reloader.hup);
+		return -1;
+	}
 	memset(&sa, 0, sizeof sa);
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_hup;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, NULL);
+	return 0;
 }
 
-/* service_actions, run on every turn of the loop: after a SIGHUP, reload
- * the TLS configuration (server->data) and say how it went. */
-static void reload_if_asked(ss_server *server)
+/* Stop the reload thread, giving a reload in progress RELOAD_STOP_SECS
+ * to finish.  Returns false when it did not: it still uses the TLS
+ * configuration, which must then not be freed. */
+static bool reload_stop(void)
 {
-	ss_error err;
+	struct timespec ts;
 
-	ss_tcp_server_ops.service_actions(server);
-	if (!reload_requested)
-		return;
-	reload_requested = 0;
-	if (ss_tls_config_reload(server->data, &err) < 0)
-		fprintf(stderr, "echo_tls: reload failed, keeping the old certificates: %s\n",
-			err.msg);
-	else
-		fprintf(stderr, "echo_tls: reloaded certificates\n");
+	signal(SIGHUP, SIG_IGN);
+	atomic_store(&reloader.stopping, true);
+	sem_post(&reloader.hup);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += RELOAD_STOP_SECS;
+	if (pthread_timedjoin_np(reloader.thread, NULL, &ts) != 0)
+		return false;
+	sem_destroy(&reloader.hup);
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -175,7 +261,6 @@ static void reload_if_asked(ss_server *server)
 
 int main(int argc, char **argv)
 {
-	static ss_server_ops ops;	/* TCP with reload_if_asked */
 	struct tls_args a;
 	ss_tls_options o;
 	ss_tls_config *tls;
@@ -199,9 +284,7 @@ int main(int argc, char **argv)
 		return echo_fail(&err);	/* "TLS key k.pem does not match ..." */
 
 	/* TCP + a model + echo_tcp's handler, with TLS as a layer. */
-	ops = ss_tcp_server_ops;
-	ops.service_actions = reload_if_asked;
-	server = ss_server_new(&ops, a.echo.mixin, a.echo.address,
+	server = ss_server_new(&ss_tcp_server_ops, a.echo.mixin, a.echo.address,
 			       &echo_handler, 0, &err);
 	if (!server) {
 		ss_tls_config_free(tls);
@@ -213,10 +296,13 @@ int main(int argc, char **argv)
 		ss_tls_config_free(tls);
 		return 2;
 	}
-	server->data = tls;
 	echo_apply_opts(server, &a.echo);	/* -g, -w, -s */
 	echo_stop_on_signals(server);
-	reload_on_sighup();
+	if (reload_on_sighup(tls) < 0) {
+		ss_server_free(server);
+		ss_tls_config_free(tls);
+		return 2;
+	}
 
 	printf("listening on %s\n", ss_server_address(server, addr, sizeof addr));
 	fflush(stdout);
@@ -226,6 +312,13 @@ int main(int argc, char **argv)
 
 	ss_server_close(server);
 	ss_server_free(server);
-	ss_tls_config_free(tls);	/* after the server: it uses it */
+	if (!reload_stop()) {
+		/* A reload stuck in a filesystem still uses tls: exit
+		 * without waiting for it (nor freeing what it uses). */
+		fprintf(stderr, "echo_tls: a reload is still running; exiting without it\n");
+		fflush(stdout);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	ss_tls_config_free(tls);	/* after the server and the reloads */
 	return rc < 0 ? 1 : 0;
 }

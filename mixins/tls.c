@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,11 @@
 #include <netinet/tcp.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SID_CTX		"socketserver"	/* session id context */
+#define FILE_MAX	(1u << 20)	/* largest file read (1 MiB): a
+					   certificate chain is a few KiB */
 #define MAX_STRINGS	(10 + 3 * SS_TLS_MAX_SNI)	/* string options */
 #define NAME_TEXT	200	/* an option's text (file, cipher list) as a
 				   message quotes it, escaped */
@@ -137,34 +141,152 @@ ssl_fail(ss_error *err, int code, const char *fmt, ...)
 		    is_not_pem(e) ? " (not a PEM file?)" : "");
 }
 
-/* Check that path names a readable regular file (or directory when dir),
- * for an errno-based message before OpenSSL's vaguer ones.  Returns 0 or
- * a negative errno with err filled: "TLS <what> <path>: <strerror>". */
-static int check_path(const char *what, const char *path, bool dir,
-		      ss_error *err)
+/* What a file that is not a regular one is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "an unknown kind of file";
+}
+
+/* Make room in a file buffer that filled up (the file grew since
+ * fstat): double it, up to FILE_MAX + 1 bytes (one more than a file may
+ * have, to see that it is too big).  0, -EFBIG or -ENOMEM. */
+static int grow(char **buf, size_t *cap)
+{
+	size_t want = *cap > FILE_MAX / 2 ? FILE_MAX + 1 : *cap * 2;
+	char *p;
+
+	if (*cap > FILE_MAX)
+		return -EFBIG;
+	if (!(p = realloc(*buf, want)))
+		return -ENOMEM;
+	*buf = p;
+	*cap = want;
+	return 0;
+}
+
+/* Read fd (a regular file of size bytes when it was checked) to its end
+ * into a new buffer.  Returns the length with *out (the caller's to wipe
+ * and free), or a negative errno (-EFBIG past FILE_MAX bytes). */
+static ssize_t read_all(int fd, size_t size, char **out)
+{
+	size_t cap = size + 1, got = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (got == cap && (n = grow(&buf, &cap)) < 0)
+			break;
+		n = read(fd, buf + got, cap - got);
+		if (n == 0) {
+			*out = buf;
+			return (ssize_t)got;
+		}
+		if (n > 0) {
+			got += (size_t)n;
+		} else if (errno != EINTR) {
+			n = -errno;
+			break;
+		}
+	}
+	OPENSSL_cleanse(buf, got);
+	free(buf);
+	return n;
+}
+
+/*
+ * Read a configuration file (what: "certificate", "key", "CA file") into
+ * a memory BIO for OpenSSL to parse.  The file is opened without
+ * blocking (opening a FIFO for reading waits for a writer, for ever if
+ * none comes: ss_tls_config_new would hang, and a reload with it), must
+ * be a regular file of at most FILE_MAX bytes, and is read from the very
+ * descriptor that was checked, so nothing can be swapped in between.
+ * The BIO wipes what it held when freed (keys).  Returns 0 with *out
+ * (the caller's to BIO_free), or a negative errno with err filled: "TLS
+ * certificate /tmp/f: not a regular file (a FIFO)".
+ */
+static int read_file(const char *what, const char *path, BIO **out, ss_error *err)
 {
 	char p[NAME_TEXT];
 	struct stat st;
-	FILE *f;
+	char *data = NULL;
+	ssize_t n;
+	BIO *b;
+	int fd, rc = 0;
 
 	ss__escape_str(p, sizeof p, path);
-	if (dir) {
-		if (stat(path, &st) < 0)
-			return fail(err, -errno, "TLS %s %s: %s", what, p,
-				    strerror(errno));
-		if (!S_ISDIR(st.st_mode))
-			return fail(err, -ENOTDIR, "TLS %s %s: %s", what, p,
-				    strerror(ENOTDIR));
-		return 0;
-	}
-	if (!(f = fopen(path, "r")))
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
 		return fail(err, -errno, "TLS %s %s: %s", what, p, strerror(errno));
-	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		fclose(f);
-		return fail(err, -EISDIR, "TLS %s %s: %s", what, p, strerror(EISDIR));
+	if (fstat(fd, &st) < 0) {
+		rc = fail(err, -errno, "TLS %s %s: %s", what, p, strerror(errno));
+		goto out_close;
 	}
-	fclose(f);
-	return 0;
+	if (!S_ISREG(st.st_mode)) {
+		rc = fail(err, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL,
+			  "TLS %s %s: not a regular file (%s)", what, p,
+			  file_kind(st.st_mode));
+		goto out_close;
+	}
+	n = st.st_size > FILE_MAX ? -EFBIG : read_all(fd, (size_t)st.st_size, &data);
+	if (n == -EFBIG) {
+		rc = fail(err, -EFBIG, "TLS %s %s: larger than %u MiB", what, p,
+			  FILE_MAX >> 20);
+		goto out_close;
+	}
+	if (n < 0) {
+		rc = fail(err, (int)n, "TLS %s %s: %s", what, p, strerror((int)-n));
+		goto out_close;
+	}
+	ERR_clear_error();
+	b = BIO_new(BIO_s_secmem());
+	if (!b || BIO_write(b, data, (int)n) != (int)n) {
+		BIO_free(b);
+		rc = ssl_fail(err, -ENOMEM, "TLS %s %s", what, p);
+		goto out_free;
+	}
+	BIO_set_mem_eof_return(b, 0);	/* the end is the end, not "retry" */
+	*out = b;
+
+out_free:
+	OPENSSL_cleanse(data, (size_t)n);
+	free(data);
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* Check that path names a directory (ca_path: OpenSSL looks up the
+ * hashed files in it by name when it verifies a client).  O_DIRECTORY
+ * opens nothing else, so a FIFO or a device there is never opened.
+ * Returns 0 or a negative errno with err filled. */
+static int check_dir(const char *what, const char *path, ss_error *err)
+{
+	char p[NAME_TEXT];
+	struct stat st;
+	int fd, rc = 0;
+
+	ss__escape_str(p, sizeof p, path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOTDIR)
+		return fail(err, -ENOTDIR, "TLS %s %s: not a directory", what, p);
+	if (fd < 0)
+		return fail(err, -errno, "TLS %s %s: %s", what, p, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+		rc = fail(err, -ENOTDIR, "TLS %s %s: not a directory", what, p);
+	close(fd);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -233,6 +355,34 @@ static int key_fail(ss_error *err, const struct pw_ask *ask, const char *key_fil
 	return ssl_fail(err, -EINVAL, "TLS key %s", key);
 }
 
+/*
+ * Put the PEM certificate chain in b into ctx, as
+ * SSL_CTX_use_certificate_chain_file does with a file: the first
+ * certificate is the server's, the others its chain.  Returns true, or
+ * false with the reason queued.
+ */
+static bool use_chain(SSL_CTX *ctx, BIO *b, struct pw_ask *ask)
+{
+	X509 *x = PEM_read_bio_X509_AUX(b, NULL, password_cb, ask);
+	unsigned long e;
+	bool ok;
+
+	if (!x)
+		return false;
+	ok = SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+	X509_free(x);
+	while (ok && (x = PEM_read_bio_X509(b, NULL, password_cb, ask)))
+		if (!(ok = SSL_CTX_add0_chain_cert(ctx, x) == 1))
+			X509_free(x);	/* add0 took it only on success */
+	if (!ok)
+		return false;
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+		return false;	/* a broken certificate, not the end */
+	ERR_clear_error();
+	return true;
+}
+
 /* Load a certificate chain and its key into ctx and check they match.
  * Returns 0 or a negative errno with err filled. */
 static int load_cert_key(SSL_CTX *ctx, const ss_tls_config *c,
@@ -240,29 +390,101 @@ static int load_cert_key(SSL_CTX *ctx, const ss_tls_config *c,
 {
 	struct pw_ask ask = { .password = c->o.key_password };
 	char k[NAME_TEXT], ce[NAME_TEXT];
-	int rc, ok;
+	BIO *cb = NULL, *kb = NULL;
+	EVP_PKEY *pkey;
+	int rc;
 
-	if ((rc = check_path("certificate", cert, false, err)) < 0 ||
-	    (rc = check_path("key", key, false, err)) < 0)
-		return rc;
+	if ((rc = read_file("certificate", cert, &cb, err)) < 0 ||
+	    (rc = read_file("key", key, &kb, err)) < 0)
+		goto out_free;
 	ERR_clear_error();
-	SSL_CTX_set_default_passwd_cb_userdata(ctx, &ask);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
-		return ssl_fail(err, -EINVAL, "TLS certificate %s",
-				ss__escape_str(ce, sizeof ce, cert));
+	if (!use_chain(ctx, cb, &ask)) {
+		rc = ssl_fail(err, -EINVAL, "TLS certificate %s",
+			      ss__escape_str(ce, sizeof ce, cert));
+		goto out_free;
 	}
-	ok = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
-	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
-	if (!ok)
-		return key_fail(err, &ask, key, cert);
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	pkey = PEM_read_bio_PrivateKey(kb, NULL, password_cb, &ask);
+	if (!pkey || SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
+		rc = key_fail(err, &ask, key, cert);
+	} else if (SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
-		return fail(err, -EINVAL, "TLS key %s does not match certificate %s",
-			    ss__escape_str(k, sizeof k, key),
-			    ss__escape_str(ce, sizeof ce, cert));
+		rc = fail(err, -EINVAL, "TLS key %s does not match certificate %s",
+			  ss__escape_str(k, sizeof k, key),
+			  ss__escape_str(ce, sizeof ce, cert));
 	}
-	return 0;
+	EVP_PKEY_free(pkey);
+out_free:
+	BIO_free(cb);
+	BIO_free(kb);
+	return rc;
+}
+
+/* Is name in names already?  (A CA file is short: a linear search keeps
+ * the file's order, which a sorted find would not.) */
+static bool has_name(const STACK_OF(X509_NAME) *names, const X509_NAME *name)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_NAME_num(names); i++)
+		if (X509_NAME_cmp(sk_X509_NAME_value(names, i), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Trust the CA certificates and CRLs in the PEM data b (from the CA file
+ * path), as SSL_CTX_load_verify_file does with a file, and name the
+ * certificates' subjects in the CertificateRequest, as
+ * SSL_load_client_CA_file does.  Returns 0 or a negative errno with err
+ * filled.
+ */
+static int load_ca_file(SSL_CTX *ctx, BIO *b, const char *path, ss_error *err)
+{
+	char p[NAME_TEXT];
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	STACK_OF(X509_INFO) *infos;
+	STACK_OF(X509_NAME) *names;
+	X509_NAME *name;
+	X509_INFO *in;
+	int i, found = 0, rc = 0;
+
+	ss__escape_str(p, sizeof p, path);
+	ERR_clear_error();
+	if (!(infos = PEM_X509_INFO_read_bio(b, NULL, password_cb, NULL)))
+		return ssl_fail(err, -EINVAL, "TLS CA file %s", p);
+	if (!(names = sk_X509_NAME_new_null())) {
+		rc = ssl_fail(err, -ENOMEM, "TLS CA file %s", p);
+		goto out_infos;
+	}
+	for (i = 0; i < sk_X509_INFO_num(infos); i++) {
+		in = sk_X509_INFO_value(infos, i);
+		if ((in->x509 && X509_STORE_add_cert(store, in->x509) != 1) ||
+		    (in->crl && X509_STORE_add_crl(store, in->crl) != 1)) {
+			rc = ssl_fail(err, -EINVAL, "TLS CA file %s", p);
+			goto out_names;
+		}
+		found += (in->x509 != NULL) + (in->crl != NULL);
+		name = in->x509 ? X509_get_subject_name(in->x509) : NULL;
+		if (!name || has_name(names, name))
+			continue;
+		if (!(name = X509_NAME_dup(name)) || !sk_X509_NAME_push(names, name)) {
+			X509_NAME_free(name);
+			rc = ssl_fail(err, -ENOMEM, "TLS CA file %s", p);
+			goto out_names;
+		}
+	}
+	if (!found) {
+		rc = fail(err, -EINVAL, "TLS CA file %s: no certificate or CRL found "
+			  "(not a PEM file?)", p);
+		goto out_names;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);	/* it owns them now */
+	names = NULL;
+out_names:
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+out_infos:
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	return rc;
 }
 
 /* Ask for client certificates as verify_client says, trusting ca_file /
@@ -270,34 +492,30 @@ static int load_cert_key(SSL_CTX *ctx, const ss_tls_config *c,
 static int load_verify(SSL_CTX *ctx, const ss_tls_config *c, ss_error *err)
 {
 	const ss_tls_options *o = &c->o;
-	STACK_OF(X509_NAME) *names;
 	char ca[NAME_TEXT];
-	int rc, mode = SSL_VERIFY_PEER;
+	int rc = 0, mode = SSL_VERIFY_PEER;
+	BIO *b = NULL;
 
 	if (o->verify_client == SS_TLS_VERIFY_NONE) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 		return 0;
 	}
-	if ((o->ca_file && (rc = check_path("CA file", o->ca_file, false, err)) < 0) ||
-	    (o->ca_path && (rc = check_path("CA path", o->ca_path, true, err)) < 0))
-		return rc;
+	if ((o->ca_file && (rc = read_file("CA file", o->ca_file, &b, err)) < 0) ||
+	    (o->ca_path && (rc = check_dir("CA path", o->ca_path, err)) < 0) ||
+	    (o->ca_file && (rc = load_ca_file(ctx, b, o->ca_file, err)) < 0))
+		goto out_free;
 	ERR_clear_error();
-	if (SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_path) != 1)
-		return ssl_fail(err, -EINVAL, "TLS CA %s %s",
-				o->ca_file ? "file" : "path",
-				ss__escape_str(ca, sizeof ca,
-					       o->ca_file ? o->ca_file : o->ca_path));
-	if (o->ca_file) {
-		/* The CAs named in the CertificateRequest. */
-		if (!(names = SSL_load_client_CA_file(o->ca_file)))
-			return ssl_fail(err, -EINVAL, "TLS CA file %s",
-					ss__escape_str(ca, sizeof ca, o->ca_file));
-		SSL_CTX_set_client_CA_list(ctx, names);
+	if (o->ca_path && SSL_CTX_load_verify_dir(ctx, o->ca_path) != 1) {
+		rc = ssl_fail(err, -EINVAL, "TLS CA path %s",
+			      ss__escape_str(ca, sizeof ca, o->ca_path));
+		goto out_free;
 	}
 	if (o->verify_client == SS_TLS_VERIFY_REQUIRE)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	SSL_CTX_set_verify(ctx, mode, NULL);
-	return 0;
+out_free:
+	BIO_free(b);
+	return rc;
 }
 
 /*

@@ -255,15 +255,179 @@ static int packet_buffer(ss_server *s)
 	return 0;
 }
 
+/* An inet address as far as where a reply to it goes: the family, the
+ * address (an IPv4-mapped IPv6 address as the IPv4 one it is), the port
+ * in network order, and a link-local IPv6 address's interface. */
+struct inet_key {
+	int family;
+	unsigned char addr[16];
+	in_port_t port;
+	uint32_t scope_id;
+};
+
+static void inet_key(const ss_addr *a, struct inet_key *k)
+{
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a->ss;
+
+	memset(k, 0, sizeof *k);
+	if (a->family == AF_INET) {
+		k->family = AF_INET;
+		memcpy(k->addr, &v4->sin_addr, 4);
+		k->port = v4->sin_port;
+	} else if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+		k->family = AF_INET;
+		memcpy(k->addr, &v6->sin6_addr.s6_addr[12], 4);
+		k->port = v6->sin6_port;
+	} else {
+		k->family = AF_INET6;
+		memcpy(k->addr, &v6->sin6_addr, 16);
+		k->port = v6->sin6_port;
+		k->scope_id = v6->sin6_scope_id;
+	}
+}
+
+/*
+ * Is k's address one of this host's own?  Binding a socket to it says so
+ * (EADDRNOTAVAIL: not ours) without a list of the interfaces;
+ * IP_BIND_ADDRESS_NO_PORT keeps the probe from taking a port.  When the
+ * probe cannot run (no descriptor left) the answer is yes: a dropped
+ * datagram is the safe side of a loop.
+ */
+static bool is_own_address(const struct inet_key *k)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int fd, rc, one = 1;
+
+	memset(&ss, 0, sizeof ss);
+	if (k->family == AF_INET) {
+		v4->sin_family = AF_INET;
+		memcpy(&v4->sin_addr, k->addr, 4);
+		len = sizeof *v4;
+	} else {
+		v6->sin6_family = AF_INET6;
+		memcpy(&v6->sin6_addr, k->addr, 16);
+		v6->sin6_scope_id = k->scope_id;
+		len = sizeof *v6;
+	}
+	fd = ss__sys.socket(k->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+	rc = ss__sys.bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : -errno;
+	ss__close(fd);
+	return rc != -EADDRNOTAVAIL;
+}
+
+static bool is_wildcard(const struct inet_key *k)
+{
+	static const unsigned char zero[16];
+
+	return memcmp(k->addr, zero, k->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* Do two unix socket addresses name the same socket (a path, or an
+ * abstract name)?  Unnamed ones name none. */
+static bool same_unix_name(const ss_addr *a, const ss_addr *b)
+{
+	const size_t off = offsetof(struct sockaddr_un, sun_path);
+	const char *pa = ((const struct sockaddr_un *)&a->ss)->sun_path;
+	const char *pb = ((const struct sockaddr_un *)&b->ss)->sun_path;
+
+	if (a->len <= off || b->len <= off)
+		return false;
+	if (pa[0] && pb[0])
+		return strncmp(pa, pb, a->len - off) == 0;
+	return a->len == b->len && memcmp(pa, pb, a->len - off) == 0;
+}
+
+/*
+ * Why the datagram from peer must not be answered (its error code into
+ * *code), or NULL when it may be.
+ *
+ * A reply goes to the datagram's source.  When that is the server's own
+ * address the reply comes back as a new datagram, whose reply comes back
+ * again: one spoofed datagram (or one the server sent itself) keeps the
+ * server echoing to itself for ever, and two servers sharing an address
+ * (SO_REUSEPORT) ping-pong.  To port 0 nothing can be sent at all.
+ *
+ * "Own address" means exactly "a reply would reach this socket": for a
+ * server bound to one address, the source is that address and port; for
+ * one bound to the wildcard (0.0.0.0, [::]) every address of the host is
+ * its own, so the source port is the server's and the source address is
+ * one of the host's.  Comparing with the datagram's destination
+ * (IP_PKTINFO) would miss a source that is another address of the host;
+ * comparing ports alone would drop the peers of symmetric protocols
+ * (NTP talks from port 123 to port 123) on other hosts.  The address
+ * probe only runs for datagrams from the server's own port, which
+ * ordinary clients never send from.
+ *
+ * A unix datagram server's own path or abstract name is bound by no
+ * other socket, so a datagram from it is the server's own.  Unnamed unix
+ * clients are answered as before (the reply then fails with a message):
+ * they cannot loop.
+ */
+static const char *reply_loops(const ss_server *s, const ss_addr *peer, int *code)
+{
+	struct inet_key src, own;
+	bool mine;
+
+	*code = -ELOOP;
+	if (peer->family == AF_UNIX)
+		return same_unix_name(peer, &s->address) ?
+		       "its source is this server's own address" : NULL;
+	inet_key(peer, &src);
+	inet_key(&s->address, &own);
+	if (src.port == 0) {
+		*code = -EDESTADDRREQ;
+		return "its source port is 0, there is nowhere to reply";
+	}
+	if (src.port != own.port)
+		return NULL;
+	if (is_wildcard(&own))
+		mine = is_own_address(&src);
+	else
+		mine = src.family == own.family &&
+		       memcmp(src.addr, own.addr, sizeof src.addr) == 0;
+	return mine ? "its source is this server's own address" : NULL;
+}
+
+/*
+ * Drop a datagram that must not be answered (why and code from
+ * reply_loops): count it, and report the server's first one through
+ * handle_error, naming the source; later ones are only counted, so a
+ * flood of them cannot flood the log.  Never a reply.  Returns -EAGAIN:
+ * nothing to handle, the loop goes on.
+ */
+static int drop_datagram(ss_server *s, const ss_addr *peer, const char *why, int code)
+{
+	char a[SS_ADDRSTRLEN];
+
+	if (__atomic_fetch_add(s->dropped, 1, __ATOMIC_RELAXED) != 0)
+		return -EAGAIN;
+	snprintf(s->errmsg, sizeof s->errmsg,
+		 "datagram from %s dropped unanswered: %s (later ones are counted, not reported)",
+		 ss_addr_format(peer, a, sizeof a), why);
+	s->ops->handle_error(s, NULL, code);
+	return -EAGAIN;
+}
+
 /* get_request for datagram kinds: one datagram, copied into the request
  * (threads and children keep their own).  A datagram larger than
- * max_packet_size is an error naming the sender, never silently cut. */
+ * max_packet_size is an error naming the sender, never silently cut; one
+ * whose reply would loop back to the server, or go nowhere, is dropped
+ * (reply_loops). */
 static int dgram_get_request(ss_server *s, ss_request **out)
 {
 	char a[SS_ADDRSTRLEN];
+	const char *why;
 	ss_request *r;
 	ss_addr peer;
 	ssize_t n;
+	int code;
 
 	if (packet_buffer(s) < 0)
 		return ss__set_errno_msg(s->errmsg, -ENOMEM, "recvfrom");
@@ -280,6 +444,8 @@ static int dgram_get_request(ss_server *s, ss_request **out)
 		return ss__set_errno_msg(s->errmsg, -errno, "recvfrom");
 	}
 	peer.family = peer.ss.ss_family;
+	if ((why = reply_loops(s, &peer, &code)))
+		return drop_datagram(s, &peer, why, code);
 	if ((size_t)n > s->packet_cap) {
 		snprintf(s->errmsg, sizeof s->errmsg,
 			 "recvfrom %s: datagram of %zd bytes is larger than max_packet_size %zu; dropped",

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define BACKOFF_FIRST 0.05	/* first pause after EMFILE, seconds */
@@ -75,11 +76,34 @@ static int init_sync(ss_server *s)
 	return 0;
 }
 
-/* Free what init_sync and set_defaults made; the socket must be closed. */
+/*
+ * A datagram server's count of dropped datagrams, in shared memory: the
+ * workers of a prefork model receive datagrams in processes of their
+ * own, and the count (and its "report the first one" rule) is the whole
+ * server's.  Returns 0 or a negative errno with s->errmsg set.
+ */
+static int init_dropped(ss_server *s)
+{
+	void *m;
+
+	if (!ss__is_dgram(s))
+		return 0;
+	m = mmap(NULL, sizeof *s->dropped, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return ss__set_errno_msg(s->errmsg, -errno, "mmap");
+	s->dropped = m;
+	return 0;
+}
+
+/* Free what init_sync, init_dropped and set_defaults made; the socket
+ * must be closed. */
 static void release(ss_server *s)
 {
 	struct ss__lock *l = ss__lock_of(s);
 
+	if (s->dropped)
+		munmap(s->dropped, sizeof *s->dropped);
 	ss__close(s->wake_fd[0]);
 	ss__close(s->wake_fd[1]);
 	if (l) {
@@ -115,6 +139,8 @@ ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
 		goto out_free;
 	s->address = s->requested;
 	rc = init_sync(s);
+	if (rc == 0)
+		rc = init_dropped(s);
 	if (rc == 0)
 		rc = make_selector(s);	/* now: it needs a descriptor */
 	if (rc < 0)
@@ -393,6 +419,11 @@ int ss_server_set_layer(ss_server *s, const ss_layer *layer, void *data)
 size_t ss_server_active_count(ss_server *s)
 {
 	return s->mixin->active_count ? s->mixin->active_count(s) : 0;
+}
+
+unsigned long long ss_server_dropped_datagrams(const ss_server *s)
+{
+	return s->dropped ? __atomic_load_n(s->dropped, __ATOMIC_RELAXED) : 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -527,6 +527,10 @@ struct ss_server {
 	struct ss_selector *sel;	/* the loop's selector */
 	unsigned char *packet_buf;	/* datagram receive buffer */
 	size_t packet_cap;		/* its size */
+	unsigned long long *dropped;	/* datagrams dropped unanswered
+					   (atomic), in memory shared with
+					   forked workers; NULL for stream
+					   servers */
 	void *lock;			/* serve/close synchronisation */
 	struct ss__stop_plan {		/* when requests in flight are cut */
 		int64_t start_ns;	/* atomic: monotonic ns the stop began
@@ -673,6 +677,16 @@ struct ss_selector *ss_server_selector(ss_server *server);
 
 /* Requests in flight (threads or children running handlers). */
 size_t ss_server_active_count(ss_server *server);
+
+/*
+ * Datagrams a datagram server dropped without running the handler,
+ * because a reply would come back to the server itself (the source is
+ * the server's own address) or could go nowhere (source port 0).  The
+ * first one is reported through handle_error, later ones only counted.
+ * Counts the drops of every worker process (prefork); 0 for stream
+ * servers.
+ */
+unsigned long long ss_server_dropped_datagrams(const ss_server *server);
 
 /* ------------------------------------------------------------------ */
 /* Wrappers over the steps, for mixins and overriding slots            */

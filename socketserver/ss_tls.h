@@ -18,6 +18,13 @@
  * Every error names the file and OpenSSL's reason ("certificate
  * server.pem: no start line (not PEM?)", "key server.key does not match
  * certificate server.pem").  Nothing here prints, exits or aborts.
+ *
+ * Every file (certificates, keys, the CA file) is opened without
+ * blocking and must be a regular file of at most 1 MiB, read from the
+ * descriptor that was checked: a FIFO, a device or a directory is
+ * refused at once ("TLS certificate /tmp/f: not a regular file (a
+ * FIFO)") instead of hanging the constructor or a reload.  ca_path must
+ * be a directory.
  */
 #ifndef SS_TLS_H
 #define SS_TLS_H

@@ -6,12 +6,18 @@
  * version, missing SNI certificate); TLS on a datagram server is
  * refused; an expired certificate loads on the server but the client's
  * verification rejects it; 2,000 failed constructions leak no fd and
- * print nothing.
+ * print nothing.  A FIFO (or a directory, or a file over 1 MiB) given as
+ * any file fails at once as "not a regular file" instead of waiting for
+ * a writer, at construction and at reload, which keeps the old
+ * configuration; ca_path must be a directory; the CA file's subjects are
+ * the CA names the server sends.
  */
 #include "tap.h"
 #include "testutil.h"
 #include "tlsutil.h"
 #include "ss_tls.h"
+
+#include <openssl/pem.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -332,6 +338,244 @@ static void test_expired(void)
 	ss_tls_config_free(cfg);
 }
 
+/* ------------------------------------------------------------------ */
+/* Files that are not regular files                                    */
+/* ------------------------------------------------------------------ */
+
+#define STEP_LIMIT 2.0	/* seconds a refusal may take (it is immediate) */
+
+static const char *const r_not_regular[] = { "not a regular file", NULL };
+
+/* ss_tls_config_new(o), or ss_tls_config_reload(reload), in a thread of
+ * its own: a call blocked opening a FIFO must fail the test, not hang
+ * it. */
+struct step {
+	const ss_tls_options *o;
+	ss_tls_config *reload;
+	ss_tls_config *c;		/* what ss_tls_config_new returned */
+	int rc;				/* what the reload returned */
+	ss_error err;
+};
+
+static void *step_main(void *arg)
+{
+	struct step *st = arg;
+
+	if (st->reload)
+		st->rc = ss_tls_config_reload(st->reload, &st->err);
+	else
+		st->c = ss_tls_config_new(st->o, &st->err);
+	return NULL;
+}
+
+/*
+ * Run the step; true when it returned within STEP_LIMIT seconds.  One
+ * that did not is blocked opening (or reading) fifo, waiting for a
+ * writer: the FIFO's write end is opened and closed until the step
+ * returns (it then reads an empty file), so the test goes on.
+ */
+static bool run_step(struct step *st, const char *fifo)
+{
+	pthread_t t;
+	bool in_time;
+	int i, fd;
+
+	memset(&st->err, 0, sizeof st->err);
+	if (pthread_create(&t, NULL, step_main, st) != 0)
+		tap_bail("pthread_create failed");
+	in_time = tu_join_within(t, STEP_LIMIT, NULL);
+	for (i = 0; !in_time; i++) {
+		if (i == 100)
+			tap_bail("a TLS configuration call stays blocked on %s", fifo);
+		if ((fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0)
+			close(fd);
+		if (tu_join_within(t, 0.1, NULL))
+			break;
+	}
+	return in_time;
+}
+
+/* o names a FIFO (path), a directory or a file too big: the construction
+ * fails at once, naming path and saying why. */
+static void expect_refused(const char *tag, const ss_tls_options *o, const char *path,
+			   const char *const *reasons)
+{
+	struct step st = { .o = o };
+	double t0 = tu_now();
+	bool in_time = run_step(&st, path);
+
+	ok(in_time, "%s: ss_tls_config_new returns at once (%.0f ms)", tag,
+	   (tu_now() - t0) * 1000);
+	ok(st.c == NULL, "%s: ss_tls_config_new returns NULL", tag);
+	ss_tls_config_free(st.c);
+	if (!ok(strstr(st.err.msg, path) && tt_has_any(st.err.msg, reasons),
+		"%s: the message names the file and says '%s'", tag, reasons[0]))
+		tap_diag("    got '%s'", st.err.msg);
+	ok(st.err.code < 0, "%s: err.code is a negative errno (%d)", tag, st.err.code);
+	tap_diag("%s: %s", tag, st.err.msg);
+}
+
+static void test_fifos(void)
+{
+	static const char *const r_not_dir[] = { "not a directory", NULL };
+	static const char *const r_too_big[] = { "larger than 1 MiB", NULL };
+	char fifo[TT_PATH_MAX], big[TT_PATH_MAX];
+	ss_tls_options o;
+	FILE *f;
+
+	snprintf(fifo, sizeof fifo, "%s", tt_path("fifo.pem"));
+	if (tt_make_fifo(fifo) < 0)
+		tap_bail("mkfifo %s: %s", fifo, strerror(errno));
+
+	tt_server_options(&o);
+	o.cert_file = fifo;
+	expect_refused("FIFO as certificate", &o, fifo, r_not_regular);
+	tt_server_options(&o);
+	o.key_file = fifo;
+	expect_refused("FIFO as key", &o, fifo, r_not_regular);
+	tt_server_options(&o);
+	o.verify_client = SS_TLS_VERIFY_REQUIRE;
+	o.ca_file = fifo;
+	expect_refused("FIFO as CA file", &o, fifo, r_not_regular);
+	tt_server_options(&o);
+	o.sni[0] = (ss_tls_sni_cert){ "alt.test", fifo, C->alt_key };
+	o.sni_count = 1;
+	expect_refused("FIFO as SNI certificate", &o, fifo, r_not_regular);
+	tt_server_options(&o);
+	o.verify_client = SS_TLS_VERIFY_REQUIRE;
+	o.ca_path = fifo;
+	expect_refused("FIFO as CA path", &o, fifo, r_not_dir);
+
+	tt_server_options(&o);
+	o.cert_file = C->dir;
+	expect_refused("directory as certificate", &o, C->dir, r_not_regular);
+
+	snprintf(big, sizeof big, "%s", tt_path("big.pem"));
+	if (!(f = fopen(big, "w")) || fseek(f, 1024 * 1024, SEEK_SET) < 0 ||
+	    fputc('\n', f) == EOF || fclose(f) != 0)
+		tap_bail("cannot write %s", big);
+	tt_server_options(&o);
+	o.cert_file = big;
+	expect_refused("certificate over 1 MiB", &o, big, r_too_big);
+	unlink(big);
+	unlink(fifo);
+}
+
+/* A verifying client of cfg, served by a threading TCP server, sees the
+ * certificate with cn and gets its echo. */
+static bool served_with(ss_tls_config *cfg, const char *cn)
+{
+	ss_server *s = tt_tls_server(&ss_tcp_server_ops, &ss_threading_mixin,
+				     &tu_echo_handler, cfg);
+	char got[128] = "", out[8];
+	bool good = false;
+	pthread_t t;
+	tt_opts co;
+	tt_conn c;
+
+	tu_serve_start(s, &t);
+	tt_opts_init(&co);
+	co.ca_file = C->ca;
+	if (tt_connect(&c, s, &co) == 0) {
+		tt_peer_cn(&c, got, sizeof got);
+		good = tt_echo(&c, "ping", 4, out) == 4 && strcmp(got, cn) == 0;
+	}
+	if (!good)
+		tap_diag("    client: CN '%s', %s", got, c.err);
+	tt_close(&c);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+	return good;
+}
+
+/* A reload that finds a FIFO in place of the certificate fails at once
+ * and the configuration goes on serving the certificate it had. */
+static void test_reload_fifo(void)
+{
+	char cert[TT_PATH_MAX];
+	ss_tls_options o;
+	struct step st;
+	ss_tls_config *cfg;
+	double t0;
+	bool in_time;
+
+	snprintf(cert, sizeof cert, "%s", tt_path("reload-fifo.pem"));
+	if (tt_copy_file(C->server, cert) < 0)
+		tap_bail("cannot copy %s", C->server);
+	tt_server_options(&o);
+	o.cert_file = cert;
+	cfg = tt_config(&o);
+	if (tt_make_fifo(cert) < 0)
+		tap_bail("mkfifo %s: %s", cert, strerror(errno));
+	memset(&st, 0, sizeof st);
+	st.reload = cfg;
+	t0 = tu_now();
+	in_time = run_step(&st, cert);
+	ok(in_time, "reload with a FIFO as certificate: returns at once (%.0f ms)",
+	   (tu_now() - t0) * 1000);
+	ok(st.rc < 0, "reload with a FIFO as certificate: fails (%d)", st.rc);
+	if (!ok(strstr(st.err.msg, cert) && tt_has_any(st.err.msg, r_not_regular),
+		"reload with a FIFO: the message names the file and says "
+		"'not a regular file'"))
+		tap_diag("    got '%s'", st.err.msg);
+	tap_diag("reload with a FIFO: %s", st.err.msg);
+	ok(served_with(cfg, TT_CN_SERVER),
+	   "reload with a FIFO: the old certificate goes on serving");
+	ss_tls_config_free(cfg);
+	unlink(cert);
+}
+
+/* ca_path as a directory loads; the CA file's certificates are the CA
+ * names the server asks the client for. */
+static void test_ca_sources(void)
+{
+	char dir[TT_PATH_MAX];
+	ss_error err = { 0 };
+	ss_tls_options o;
+	ss_tls_config *cfg;
+	STACK_OF(X509_NAME) *names;
+	X509 *ca;
+	ss_server *s;
+	pthread_t t;
+	tt_opts co;
+	tt_conn c;
+	FILE *f;
+
+	snprintf(dir, sizeof dir, "%s", C->dir);
+	tt_server_options(&o);
+	o.verify_client = SS_TLS_VERIFY_REQUIRE;
+	o.ca_path = dir;
+	cfg = ss_tls_config_new(&o, &err);
+	if (!ok(cfg != NULL, "ca_path: a directory loads"))
+		tap_diag("    %s", err.msg);
+	ss_tls_config_free(cfg);
+
+	tt_server_options(&o);
+	o.verify_client = SS_TLS_VERIFY_REQUIRE;
+	o.ca_file = C->ca;
+	cfg = tt_config(&o);
+	s = tt_tls_server(&ss_tcp_server_ops, &ss_threading_mixin, &tu_echo_handler, cfg);
+	tu_serve_start(s, &t);
+	tt_opts_init(&co);
+	co.ca_file = C->ca;
+	co.cert_file = C->alice;
+	co.key_file = C->alice_key;
+	ok(tt_connect(&c, s, &co) == 0, "ca_file: a client with a CA-signed certificate "
+	   "completes the handshake");
+	names = c.ssl ? SSL_get_client_CA_list(c.ssl) : NULL;
+	if (!(f = fopen(C->ca, "r")) || !(ca = PEM_read_X509(f, NULL, NULL, NULL)))
+		tap_bail("cannot read %s", C->ca);
+	fclose(f);
+	ok(names && sk_X509_NAME_num(names) == 1 &&
+	   X509_NAME_cmp(sk_X509_NAME_value(names, 0), X509_get_subject_name(ca)) == 0,
+	   "ca_file: the server names the CA file's CA in its certificate request");
+	X509_free(ca);
+	tt_close(&c);
+	tu_serve_stop(s, &t);
+	ss_server_free(s);
+	ss_tls_config_free(cfg);
+}
+
 /* 2,000 failed constructions: no fd leaks, nothing printed, fast. */
 static void test_many_failures(void)
 {
@@ -387,6 +631,9 @@ int main(void)
 	test_no_passphrase();
 	test_dgram();
 	test_expired();
+	test_fifos();
+	test_reload_fifo();
+	test_ca_sources();
 	test_many_failures();
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);
 	return tap_done();

@@ -312,6 +312,22 @@ int tt_copy_file(const char *src, const char *dst)
 	return rc;
 }
 
+int tt_make_fifo(const char *path)
+{
+	char tmp[TT_PATH_MAX + 80];
+	int rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.fifo", path);
+	unlink(tmp);
+	if (mkfifo(tmp, 0600) < 0)
+		return -errno;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		unlink(tmp);
+	}
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* The client                                                          */
 /* ------------------------------------------------------------------ */

@@ -78,6 +78,10 @@ const char *tt_path(const char *name);
  * sees half a file).  0 or -errno. */
 int tt_copy_file(const char *src, const char *dst);
 
+/* Put a FIFO at path (made beside it, renamed over whatever is there):
+ * a reader that opens it blocking waits for a writer.  0 or -errno. */
+int tt_make_fifo(const char *path);
+
 /* ------------------------------------------------------------------ */
 /* The client                                                          */
 /* ------------------------------------------------------------------ */
