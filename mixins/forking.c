@@ -343,7 +343,7 @@ static void child_main(ss_server *s, ss_request *r, struct ss__cut_mark *mark,
 
 	r->cut_mark = mark;
 	child_request = r;
-	ss__child_signals(parent, child_cut);
+	ss__child_signals(parent, child_cut, child_cut);
 	ss__child_after_fork(s);
 	for (i = 0; i < st->n; i++) {
 		ss__close(st->v[i].pidfd);

@@ -163,12 +163,19 @@ static void worker_service_actions(ss_server *s)
 	publish(s, 0);
 }
 
-/* SIGTERM to this worker, or the parent died: this worker stops (it
- * stops accepting, gives its requests their grace and exits) and only
- * it: the parent, if alive, starts another.  Async-signal-safe. */
+/* SIGTERM to this worker: it stops (stops accepting, gives its requests
+ * their grace, exits), and only it: the parent starts another.
+ * Async-signal-safe. */
 static void worker_end(void)
 {
 	ss__stop_loop(w.server);
+}
+
+/* The server process died: nobody will close this worker, so it stops
+ * accepting and cuts its requests at once.  Async-signal-safe. */
+static void worker_orphaned(void)
+{
+	ss_server_cut(w.server);
 }
 
 /* Forget what belongs to the parent: the other workers' pidfds and pipe
@@ -214,7 +221,7 @@ worker_main(ss_server *s, struct prefork *st, int i, const int wake[2],
 	s->parent_plan = &st->map->plan;
 	s->plan = &s->stop_plan;
 	ss__plan_reset(s->plan);
-	ss__child_signals(parent, worker_end);
+	ss__child_signals(parent, worker_end, worker_orphaned);
 	w.mixin = *w.inner;
 	w.mixin.process_request = worker_process_request;
 	w.mixin.service_actions = worker_service_actions;

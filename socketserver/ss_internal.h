@@ -227,13 +227,14 @@ ssize_t ss__write_nosigpipe(int fd, const void *buf, size_t len);
  * SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2; not SIGALRM or SIGCHLD, which a
  * handler may use for its own work) are reset to
  * their defaults (ignored ones stay ignored), since they would act on the
- * parent's server from the child; SIGINT and SIGHUP, which a terminal
- * sends to the whole process group, are ignored: the server's process
- * decides.  SIGTERM, and the server process's death (PR_SET_PDEATHSIG,
- * checked against the race with the fork), call end() in a signal
- * handler: it must be async-signal-safe and end this process's work only.
+ * parent's server from the child; SIGINT, which a terminal sends to the
+ * whole process group, is ignored: the server's process decides.  SIGTERM
+ * calls end(); the server process's death (PR_SET_PDEATHSIG as SIGHUP,
+ * checked against the race with the fork; a terminal's SIGHUP is ignored
+ * like SIGINT) calls orphaned().  Both run in a signal handler: they must
+ * be async-signal-safe and end this process's work only.
  */
-void ss__child_signals(pid_t parent, void (*end)(void));
+void ss__child_signals(pid_t parent, void (*end)(void), void (*orphaned)(void));
 
 /* Write "<what>: <strerror(-err)>" into buf (SS_ERRMSG_MAX) and return err. */
 int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)

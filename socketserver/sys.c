@@ -290,29 +290,39 @@ static const int steering_signals[] = {
 
 static pid_t parent_pid;		/* the server's process */
 static void (*child_end)(void);		/* what SIGTERM does here */
+static void (*child_orphaned)(void);	/* what the parent's death does */
 
-/* SIGTERM in a child: end this process's work (child_end), unless it is
- * the parent-death signal sent because one thread of a live parent ended
- * (PR_SET_PDEATHSIG follows the forking thread, not the process: the
- * kernel sends it as SI_USER from the parent's pid, and getppid() still
- * names the parent). */
-static void on_child_term(int sig, siginfo_t *si, void *ctx)
+/* SIGTERM in a child: end this process's work. */
+static void on_child_term(int sig)
 {
 	int saved = errno;
 
-	if (getppid() != parent_pid || si->si_code != SI_USER || si->si_pid != parent_pid)
-		child_end();
+	child_end();
 	errno = saved;
 }
 
-void ss__child_signals(pid_t parent, void (*end)(void))
+/* SIGHUP in a child is the parent-death signal (a terminal's hangup is
+ * the parent's to handle): act only if the server process has really
+ * gone, since PR_SET_PDEATHSIG also fires when just the thread that
+ * forked us ends, and then getppid() still names the parent. */
+static void on_child_hup(int sig)
+{
+	int saved = errno;
+
+	if (getppid() != parent_pid)
+		child_orphaned();
+	errno = saved;
+}
+
+void ss__child_signals(pid_t parent, void (*end)(void), void (*orphaned)(void))
 {
 	struct sigaction sa, old;
-	sigset_t term;
+	sigset_t mask;
 	size_t i;
 
 	parent_pid = parent;
 	child_end = end;
+	child_orphaned = orphaned;
 	memset(&sa, 0, sizeof sa);
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < sizeof steering_signals / sizeof steering_signals[0]; i++) {
@@ -325,17 +335,18 @@ void ss__child_signals(pid_t parent, void (*end)(void))
 	}
 	sa.sa_handler = SIG_IGN;	/* the terminal's: the parent decides */
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	sa.sa_handler = on_child_hup;
 	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = NULL;
-	sa.sa_sigaction = on_child_term;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sa.sa_handler = on_child_term;
 	sigaction(SIGTERM, &sa, NULL);
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-	/* the parent's death reaches us as SIGTERM; if it died before this
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	/* the parent's death reaches us as SIGHUP; if it died before this
 	 * line, no signal will come: look now */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	prctl(PR_SET_PDEATHSIG, SIGHUP);
 	if (getppid() != parent)
-		end();
+		orphaned();
 }

@@ -243,6 +243,7 @@ static void test_prefork_refuses(const ss_mixin *m)
 	zero_counts();
 	s = tu_server(counted(&ss_tcp_server_ops), m, &finishing, NULL);
 	s->workers = 2;
+	s->close_grace = 20;	/* the busy worker sees the stop with a grace */
 	refused_port = ss_addr_port(&s->address);
 	tu_serve_start(s, &t);
 	open_idle(s, &fd, 1);
