@@ -21,18 +21,26 @@
  * recycle would drop clients) and does not exist for unix sockets, and
  * over an accept lock, which serialises the accepts themselves.
  *
- * Parent and workers share a scoreboard (MAP_SHARED | MAP_ANONYMOUS): per
- * slot the worker's requests in flight and a "stop" mark the parent sets
- * before it writes the stop byte.  Each worker gets a pipe made before
- * the fork (O_CLOEXEC | O_NONBLOCK); the parent keeps the write end and
- * the worker uses the pipe as its wakeup pipe, so one byte stops its
- * loop.  The parent waits in poll() on the workers' pidfds (waitpid
- * WNOHANG every 10 ms without them) and its own wakeup pipe, and reaps
- * only its workers' pids, never waitpid(-1).
+ * Parent and workers share a scoreboard (MAP_SHARED | MAP_ANONYMOUS): the
+ * parent's stop plan (server->plan points into it, so the cut a close
+ * plans, with close_grace or the grace given to the call, or at once with
+ * ss_server_cut, reaches every worker) and per slot the worker's requests
+ * in flight and a "stop" mark the parent sets before it pokes the worker.
+ * Each worker gets a wakeup socket pair made before the fork; the parent
+ * keeps one end and pokes it (MSG_NOSIGNAL: a worker that already exited
+ * costs an EPIPE, never a SIGPIPE) to stop the worker or to make it read
+ * the plan again.  The parent waits in poll() on the workers' pidfds
+ * (waitpid WNOHANG every 10 ms without them) and its own wakeup channel,
+ * reaps only its workers' pids, never waitpid(-1), and SIGKILLs a worker
+ * only ABORT_WAIT seconds after the planned cut, so workers cut, run
+ * finish and report first.
  *
- * A handler that calls ss_server_shutdown stops the whole server: its
- * worker's loop stops, and as the worker was not told to stop nor retired,
- * it writes a byte to the parent's wakeup pipe (kept open in the worker).
+ * A handler that calls ss_server_shutdown stops the whole server: in a
+ * worker the call also pokes the parent's wakeup channel (forward_fd).
+ * A worker told to stop lets go of its copy of the listener at once (the
+ * core does it when the stop arrives, even during an inline request), so
+ * new clients are refused.  Signals: SIGTERM stops one worker only, the
+ * parent's death makes it cut and exit (ss__child_signals).
  *
  * The parent's state is server->mixin_state; in a worker the inner
  * model's state replaces it, and the worker's own bookkeeping lives in

@@ -3,10 +3,11 @@
  * (serve_forever, handle_request, shutdown), the base implementations of
  * the overridable steps, and the life of a request.
  *
- * The loop waits on the listening socket and a wakeup pipe.  shutdown()
- * sets a flag and writes a byte to the pipe, so it is async-signal-safe
- * and stops the loop at once; a byte written by a forked child (a handler
- * calling shutdown there) stops the parent too.
+ * The loop waits on the listening socket and a wakeup channel (a socket
+ * pair).  shutdown() sets a flag and sends a byte on it, so it is
+ * async-signal-safe and stops the loop at once; a byte sent by a forked
+ * child (a handler calling shutdown there) stops the parent too.  The
+ * stop plan says when the requests still in flight are cut.
  */
 #include "ss_internal.h"
 #include "ss_selector.h"
@@ -311,6 +312,13 @@ void ss_server_shutdown(ss_server *s)
 	ss__stop_loop(s);
 	if (s->forward_fd >= 0)
 		ss__wakeup_poke(s->forward_fd);	/* the whole server stops */
+}
+
+void ss_server_clear_shutdown(ss_server *s)
+{
+	ss__wakeup_drain(s->wake_fd[0]);
+	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
+	ss__plan_reset(s->plan);
 }
 
 void ss_server_cut(ss_server *s)

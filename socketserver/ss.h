@@ -465,8 +465,9 @@ struct ss_server {
 	void *data;		/* free for the user */
 
 	/* --- options, with their defaults (set by ss_server_new) --- */
-	bool allow_reuse_address;  /* SO_REUSEADDR; default true for inet
-				      stream servers (Python: False) */
+	bool allow_reuse_address;  /* SO_REUSEADDR; default true for TCP
+				      and UDP (every inet kind), false for
+				      unix kinds (Python: False) */
 	bool allow_reuse_port;	   /* SO_REUSEPORT, inet only; default false */
 	int request_queue_size;	   /* listen backlog; default SOMAXCONN
 				      (Python: 5) */
@@ -629,9 +630,19 @@ int ss_server_handle_request(ss_server *server, double timeout);
  * Ask serve_forever to stop.  Returns at once; async-signal-safe; may be
  * called from any thread, from a handler (even in a forked child), from a
  * signal handler, and before serve_forever starts.  Unlike Python it does
- * not wait: ss_server_close waits for the loop to end.
+ * not wait: ss_server_close waits for the loop to end.  A loop that stops
+ * consumes every shutdown asked for until it has stopped; one asked for
+ * while no loop runs is kept for the next serve_forever / handle_request,
+ * which returns at once (ss_server_clear_shutdown forgets it).
  */
 void ss_server_shutdown(ss_server *server);
+
+/*
+ * Forget a shutdown (or cut) requested while no loop ran, which the next
+ * serve_forever or handle_request would otherwise take as its own and
+ * return at once.  Call only while nothing serves the server.
+ */
+void ss_server_clear_shutdown(ss_server *server);
 
 /*
  * Stop serving and release the listener: if serve_forever runs in another

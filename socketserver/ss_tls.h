@@ -106,7 +106,9 @@ const char *ss_tls_version(const ss_request *r);	/* "TLSv1.3" */
 const char *ss_tls_cipher(const ss_request *r);		/* "TLS_AES_256_GCM_SHA384" */
 const char *ss_tls_alpn(const ss_request *r);		/* "h2" */
 const char *ss_tls_server_name(const ss_request *r);	/* SNI from the client */
-/* The verified client certificate's subject ("CN=alice,O=Test"), into
+/* The verified client certificate's subject in RFC 2253 order (most
+ * specific first: "/O=Test/CN=alice" reads "CN=alice,O=Test"; a subject
+ * built as "/CN=alice/O=Test" reads "O=Test,CN=alice"), into
  * buf; NULL if none. */
 const char *ss_tls_peer_subject(const ss_request *r, char *buf, size_t len);
 bool ss_tls_session_reused(const ss_request *r);

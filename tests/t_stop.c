@@ -421,6 +421,23 @@ static void test_stderr_epipe(void)
 	is_int(status, 0, "handle_error on a stderr pipe nobody reads: no SIGPIPE death");
 }
 
+/* A shutdown asked for while no loop runs is kept for the next one, unless
+ * cleared. */
+static void test_pending_shutdown(void)
+{
+	ss_server *s = tu_server(&ss_tcp_server_ops, NULL, &tu_echo_handler, NULL);
+
+	ss_server_shutdown(s);
+	is_int(ss_server_handle_request(s, 0.05), -ECANCELED,
+	       "a shutdown asked for between loops stops the next one");
+	is_int(ss_server_handle_request(s, 0.05), -ETIMEDOUT, "and only that one");
+	ss_server_shutdown(s);
+	ss_server_clear_shutdown(s);
+	is_int(ss_server_handle_request(s, 0.05), -ETIMEDOUT,
+	       "ss_server_clear_shutdown forgets a pending shutdown");
+	ss_server_free(s);
+}
+
 int main(void)
 {
 	const ss_mixin *cut_models[] = { &ss_threading_mixin, &ss_forking_mixin,
@@ -443,6 +460,7 @@ int main(void)
 	test_prefork_refuses(&ss_prefork_coroutine_mixin);
 	for (size_t i = 0; i < sizeof cut_models / sizeof cut_models[0]; i++)
 		test_cut_now(cut_models[i]);
+	test_pending_shutdown();
 	test_no_sigpipe();
 	test_stderr_epipe();
 	return tap_done();
