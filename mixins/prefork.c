@@ -227,8 +227,8 @@ worker_main(ss_server *s, struct prefork *st, int i, const int wake[2],
 		goto out_fail;
 	/* the parent's plan is read, this worker's own is written */
 	s->parent_plan = &st->map->plan;
+	ss__plan_reset(&s->stop_plan);
 	s->plan = &s->stop_plan;
-	ss__plan_reset(s->plan);
 	ss__child_signals(parent, worker_end, worker_orphaned);
 	w.mixin = *w.inner;
 	w.mixin.process_request = worker_process_request;
@@ -471,8 +471,7 @@ static void unmap_board(ss_server *s, struct prefork *st)
 {
 	if (!st->map)
 		return;
-	s->stop_plan = st->map->plan;
-	s->plan = &s->stop_plan;
+	ss__plan_move(s, &s->stop_plan);
 	munmap(st->map, board_size(st->nslots));
 	st->map = NULL;
 	st->board = NULL;
@@ -503,8 +502,7 @@ static int make_slots(ss_server *s, struct prefork *st)
 	}
 	st->map = b;
 	st->board = st->map->slot;
-	st->map->plan = *s->plan;	/* the plan moves to shared memory */
-	s->plan = &st->map->plan;
+	ss__plan_move(s, &st->map->plan);	/* to shared memory */
 	st->nslots = n;
 	st->slots = calloc((size_t)n, sizeof *st->slots);
 	st->pfd = calloc((size_t)n + 1, sizeof *st->pfd);

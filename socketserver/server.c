@@ -24,6 +24,7 @@
 #define ACCEPT_BATCH 16		/* requests taken per ready listener */
 
 static int make_selector(ss_server *s);
+static struct ss__stop_plan *plan_of(const ss_server *s);
 
 static bool stop_pending(ss_server *s)
 {
@@ -201,7 +202,7 @@ int ss__enter_serving(ss_server *s, bool need_selector)
 		s->serving = true;
 		l->serving_thread = pthread_self();
 		if (!stop_pending(s))
-			ss__plan_reset(s->plan);	/* a new serving session */
+			ss__plan_reset(plan_of(s));	/* a new serving session */
 	}
 	pthread_mutex_unlock(&l->mu);
 	return rc;
@@ -234,6 +235,25 @@ static int64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The server's plan (the pointer moves when prefork shares it). */
+static struct ss__stop_plan *plan_of(const ss_server *s)
+{
+	return __atomic_load_n(&s->plan, __ATOMIC_ACQUIRE);
+}
+
+void ss__plan_move(ss_server *s, struct ss__stop_plan *to)
+{
+	struct ss__stop_plan *from = plan_of(s);
+
+	__atomic_store_n(&to->start_ns, __atomic_load_n(&from->start_ns, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&to->grace_ns, __atomic_load_n(&from->grace_ns, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&to->cut_ns, __atomic_load_n(&from->cut_ns, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+	__atomic_store_n(&s->plan, to, __ATOMIC_RELEASE);
 }
 
 void ss__plan_reset(struct ss__stop_plan *p)
@@ -269,7 +289,7 @@ static void plan_cut(struct ss__stop_plan *p, int64_t at, int64_t grace)
 
 double ss__cut_deadline(const ss_server *s, double *grace)
 {
-	const struct ss__stop_plan *v[2] = { s->plan, s->parent_plan };
+	const struct ss__stop_plan *v[2] = { plan_of(s), s->parent_plan };
 	int64_t best = NO_CUT, g = 0, c;
 	int i;
 
@@ -302,7 +322,7 @@ bool ss__cond_wait_cut(ss_server *s, pthread_cond_t *cv, pthread_mutex_t *mu)
 
 void ss__stop_loop(ss_server *s)
 {
-	plan_started(s->plan, now_ns());
+	plan_started(plan_of(s), now_ns());
 	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
 	ss__wakeup_poke(s->wake_fd[1]);	/* async-signal-safe, no SIGPIPE */
 }
@@ -318,15 +338,15 @@ void ss_server_clear_shutdown(ss_server *s)
 {
 	ss__wakeup_drain(s->wake_fd[0]);
 	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
-	ss__plan_reset(s->plan);
+	ss__plan_reset(plan_of(s));
 }
 
 void ss_server_cut(ss_server *s)
 {
 	int64_t now = now_ns();
 
-	plan_started(s->plan, now);
-	plan_cut(s->plan, now, now - __atomic_load_n(&s->plan->start_ns, __ATOMIC_ACQUIRE));
+	plan_started(plan_of(s), now);
+	plan_cut(plan_of(s), now, now - __atomic_load_n(&plan_of(s)->start_ns, __ATOMIC_ACQUIRE));
 	ss_server_shutdown(s);
 }
 
@@ -334,11 +354,11 @@ void ss__plan_cut_in(ss_server *s, double grace)
 {
 	int64_t now = now_ns(), g;
 
-	plan_started(s->plan, now);
+	plan_started(plan_of(s), now);
 	if (grace < 0)
 		return;
 	g = grace > 1e9 ? (int64_t)1e18 : (int64_t)(grace * 1e9);
-	plan_cut(s->plan, now + g, g);
+	plan_cut(plan_of(s), now + g, g);
 }
 
 void ss_server_close_within(ss_server *s, double grace)
@@ -449,7 +469,7 @@ unsigned long long ss_server_dropped_datagrams(const ss_server *s)
 static void stop_seen(ss_server *s)
 {
 	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
-	plan_started(s->plan, now_ns());
+	plan_started(plan_of(s), now_ns());
 	if (s->is_child && s->fd >= 0 && !ss__is_dgram(s)) {
 		if (s->sel)
 			ss_selector_unregister(s->sel, s->fd);

@@ -319,6 +319,9 @@ int ss__request_finish(ss_server *server, ss_request *request);
 /* Plan the cut grace seconds from now (< 0: only note the stop began). */
 void ss__plan_cut_in(ss_server *server, double grace);
 void ss__plan_reset(struct ss__stop_plan *plan);
+/* Copy the server's plan to `to` and make `to` the server's plan (prefork
+ * moves it into shared memory and back); any thread may read it meanwhile. */
+void ss__plan_move(ss_server *server, struct ss__stop_plan *to);
 double ss__cut_deadline(const ss_server *server, double *grace);
 bool ss__cond_wait_cut(ss_server *server, pthread_cond_t *cv, pthread_mutex_t *mu);
 

@@ -335,7 +335,8 @@ void ss__child_signals(pid_t parent, void (*end)(void), void (*orphaned)(void))
 	}
 	sa.sa_handler = SIG_IGN;	/* the terminal's: the parent decides */
 	sigaction(SIGINT, &sa, NULL);
-	sa.sa_flags = SA_RESTART;
+	/* no SA_RESTART: a blocking call returns EINTR, which the library
+	 * retries, so a handler a sanitizer defers to the next call runs */
 	sa.sa_handler = on_child_hup;
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = on_child_term;

@@ -23,6 +23,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* ThreadSanitizer defers a signal handler until the thread enters one of
+ * the calls it intercepts as blocking; a forking child blocked in recv()
+ * (restarted after the signal) runs it only when data comes. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN 1
+#endif
+#endif
+#ifndef TSAN
+#define TSAN 0
+#endif
+
 enum { CUTS, OTHER, NCOUNT };
 static atomic_int *count;
 
@@ -130,7 +144,11 @@ static void test_term_one(const ss_mixin *m)
 		kid = all[n - 1];	/* any worker */
 	}
 	kill(kid, SIGTERM);
-	if (m == &ss_forking_mixin) {
+	if (m == &ss_forking_mixin && TSAN) {
+		tap_skip(2, "ThreadSanitizer defers the child's SIGTERM handler while it "
+			 "blocks in recv()");
+		shutdown(fd, SHUT_WR);	/* then the child ends by itself */
+	} else if (m == &ss_forking_mixin) {
 		ok(tu_unanswered(tu_read_exact(fd, &c, 1, 10)),
 		   "%s: SIGTERM to the child ends its request", m->name);
 		ok(tu_wait_until(one_cut, NULL, 10), "%s: which the child reports as cut",
