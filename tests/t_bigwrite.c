@@ -33,22 +33,12 @@
 /* ThreadSanitizer defers signal handlers, and in a child forked from a
  * threaded process never runs them during the transfer: the data still
  * has to arrive, but the "interrupted" count is not checked there. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN 1
-#endif
-#endif
-#ifndef TSAN
-#define TSAN 0
-#endif
 
 /* Check that SIGALRM interrupted the I/O (count seen by the handler). */
 static void check_alarms(const ss_server_ops *ops, const ss_mixin *m,
 			 const char *io, int seen, double took)
 {
-	if (TSAN && m == &ss_forking_mixin) {
+	if (TU_TSAN && m == &ss_forking_mixin) {
 		tap_skip(1, "signals in forked children under TSan");
 		return;
 	}

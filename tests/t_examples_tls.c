@@ -547,6 +547,25 @@ static void test_client_certs(void)
 	is_int(stop_server(&s), 0, "--ca: exits 0 on SIGTERM");
 }
 
+/* Start echo_tls -m model with copies of the server certificate and key
+ * (TAG-MODEL.pem / .key, their paths into cert and key, TT_PATH_MAX
+ * bytes each) that the test may replace.  One check: it listens. */
+static bool start_with_copies(struct server *s, const char *model, const char *tag,
+			      char *cert, char *key)
+{
+	char name[64];
+
+	snprintf(name, sizeof name, "%s-%s.pem", tag, model);
+	snprintf(cert, TT_PATH_MAX, "%s", tt_path(name));
+	snprintf(name, sizeof name, "%s-%s.key", tag, model);
+	snprintf(key, TT_PATH_MAX, "%s", tt_path(name));
+	if (tt_copy_file(certs->server, cert) < 0 ||
+	    tt_copy_file(certs->server_key, key) < 0)
+		tap_bail("cannot copy the server certificate into %s", cert);
+	return ok(start_server(s, model, cert, key, NULL, "127.0.0.1:0"),
+		  "%s -m %s: echo_tls listens", tag, model);
+}
+
 /*
  * SIGHUP reload under model: the served files are replaced by the second
  * certificate and SIGHUP'd; new connections get it while one opened
@@ -556,21 +575,12 @@ static void test_client_certs(void)
 static void test_reload(const char *model)
 {
 	tt_opts o = client_opts(NULL, NULL);
-	char cert[TT_PATH_MAX], key[TT_PATH_MAX], name[64], line[1024];
+	char cert[TT_PATH_MAX], key[TT_PATH_MAX], line[1024];
 	struct server s;
 	tt_conn before, after, later;
 	bool got_line;
 
-	snprintf(name, sizeof name, "reload-%s.pem", model);
-	snprintf(cert, sizeof cert, "%s", tt_path(name));
-	snprintf(name, sizeof name, "reload-%s.key", model);
-	snprintf(key, sizeof key, "%s", tt_path(name));
-	if (tt_copy_file(certs->server, cert) < 0 ||
-	    tt_copy_file(certs->server_key, key) < 0)
-		tap_bail("cannot copy the server certificate into %s", cert);
-
-	if (!ok(start_server(&s, model, cert, key, NULL, "127.0.0.1:0"),
-		"reload -m %s: echo_tls listens", model)) {
+	if (!start_with_copies(&s, model, "reload", cert, key)) {
 		tap_skip(7, "no server");
 		return;
 	}
@@ -631,21 +641,13 @@ static void test_reload(const char *model)
 static void test_reload_fifo(const char *model)
 {
 	tt_opts o = client_opts(NULL, NULL);
-	char cert[TT_PATH_MAX], key[TT_PATH_MAX], name[64], line[1024];
+	char cert[TT_PATH_MAX], key[TT_PATH_MAX], line[1024];
 	struct server s;
 	double t0;
 	tt_conn c;
 	bool got_line;
 
-	snprintf(name, sizeof name, "fifo-%s.pem", model);
-	snprintf(cert, sizeof cert, "%s", tt_path(name));
-	snprintf(name, sizeof name, "fifo-%s.key", model);
-	snprintf(key, sizeof key, "%s", tt_path(name));
-	if (tt_copy_file(certs->server, cert) < 0 ||
-	    tt_copy_file(certs->server_key, key) < 0)
-		tap_bail("cannot copy the server certificate into %s", cert);
-	if (!ok(start_server(&s, model, cert, key, NULL, "127.0.0.1:0"),
-		"FIFO reload -m %s: echo_tls listens", model)) {
+	if (!start_with_copies(&s, model, "fifo", cert, key)) {
 		tap_skip(3, "no server");
 		return;
 	}

@@ -53,33 +53,10 @@ static const ss_server_ops *counted(int i, const ss_server_ops *base)
 
 /* --- this process's live children, from /proc --- */
 
-/* Fill pids (at most max) with the live (not zombie) children of this
- * process.  Returns how many. */
+/* The live children of this process. */
 static int children(pid_t *pids, int max)
 {
-	char path[300], buf[512], *p, state;
-	struct dirent *e;
-	int n = 0, ppid;
-	DIR *d = opendir("/proc");
-	FILE *f;
-
-	if (!d)
-		tap_bail("opendir /proc: %s", strerror(errno));
-	while ((e = readdir(d)) && n < max) {
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-		fclose(f);
-		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 &&
-		    ppid == getpid() && state != 'Z')
-			pids[n++] = atoi(e->d_name);
-	}
-	closedir(d);
-	return n;
+	return tu_children_of(getpid(), pids, max);
 }
 
 static bool children_are(void *arg)

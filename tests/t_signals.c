@@ -23,20 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ThreadSanitizer defers a signal handler until the thread enters one of
- * the calls it intercepts as blocking; a forking child blocked in recv()
- * (restarted after the signal) runs it only when data comes. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN 1
-#endif
-#endif
-#ifndef TSAN
-#define TSAN 0
-#endif
-
+/* (TU_TSAN: ThreadSanitizer defers a signal handler until the thread
+ * enters one of the calls it intercepts as blocking; a forking child
+ * blocked in recv(), restarted after the signal, runs it only when data
+ * comes.) */
 enum { CUTS, OTHER, NCOUNT };
 static atomic_int *count;
 
@@ -48,37 +38,12 @@ static void count_error(ss_server *s, ss_request *r, int err)
 		atomic_fetch_add(&count[OTHER], 1);
 }
 
-/* The live (not zombie) children of pid, at most max.  Returns how many. */
-static int children_of(pid_t pid, pid_t *out, int max)
-{
-	char path[300], buf[512], *p, state;
-	struct dirent *e;
-	int n = 0, ppid;
-	DIR *d = opendir("/proc");
-	FILE *f;
-
-	if (!d)
-		tap_bail("opendir /proc: %s", strerror(errno));
-	while ((e = readdir(d)) && n < max) {
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		p = fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
-		fclose(f);
-		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 && ppid == pid && state != 'Z')
-			out[n++] = atoi(e->d_name);
-	}
-	closedir(d);
-	return n;
-}
 
 static bool has_child(void *arg)
 {
 	pid_t one;
 
-	return children_of(getpid(), &one, 1) == 1;
+	return tu_children_of(getpid(), &one, 1) == 1;
 }
 
 /* An idle client: one echo done, its handler waits for more. */
@@ -135,16 +100,16 @@ static void test_term_one(const ss_mixin *m)
 	sigaction(SIGTERM, &sa, &old);
 	tu_serve_start(s, &t);
 	fd = idle_client(s);
-	if (!tu_wait_until(has_child, NULL, 10) || children_of(getpid(), &kid, 1) != 1)
+	if (!tu_wait_until(has_child, NULL, 10) || tu_children_of(getpid(), &kid, 1) != 1)
 		tap_bail("no child");
 	if (m == &ss_prefork_mixin) {
 		pid_t all[8];
-		int n = children_of(getpid(), all, 8);
+		int n = tu_children_of(getpid(), all, 8);
 
 		kid = all[n - 1];	/* any worker */
 	}
 	kill(kid, SIGTERM);
-	if (m == &ss_forking_mixin && TSAN) {
+	if (m == &ss_forking_mixin && TU_TSAN) {
 		tap_skip(2, "ThreadSanitizer defers the child's SIGTERM handler while it "
 			 "blocks in recv()");
 		shutdown(fd, SHUT_WR);	/* then the child ends by itself */
@@ -202,7 +167,7 @@ static void test_parent_death(const ss_mixin *m)
 	close(ready[0]);
 	probe = ss_server_new(&ss_tcp_server_ops, NULL, addr, NULL, SS_DEFER_BIND, &err);
 	fd = idle_client(probe);
-	n = children_of(server, kids, 16);
+	n = tu_children_of(server, kids, 16);
 	ok(n > 0, "%s: the server process has %d workers or children", m->name, n);
 	kill(server, SIGKILL);
 	tu_exit_status(server);

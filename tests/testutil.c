@@ -555,6 +555,33 @@ int tu_count_threads(void)
 	return count_dir("/proc/self/task");
 }
 
+int tu_children_of(pid_t pid, pid_t *pids, int max)
+{
+	char path[300], buf[512], *p, state;
+	struct dirent *e;
+	int n = 0, ppid;
+	DIR *d = opendir("/proc");
+	FILE *f;
+
+	if (!d)
+		tap_bail("opendir /proc: %s", strerror(errno));
+	while ((e = readdir(d)) && n < max) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+		fclose(f);
+		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 &&
+		    ppid == pid && state != 'Z')
+			pids[n++] = atoi(e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
 bool tu_fd_closed(int fd)
 {
 	return fcntl(fd, F_GETFD) < 0 && errno == EBADF;

@@ -34,6 +34,19 @@
 #define TU_SANITIZED 0
 #endif
 
+/* 1 in a thread sanitizer build, which defers signal handlers until a
+ * thread enters a call it intercepts as blocking. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+
 /* Deadline of every client helper, seconds. */
 #define TU_IO_TIMEOUT 10.0
 
@@ -119,6 +132,9 @@ int tu_echo(ss_request *r);
 int tu_count_fds(void);
 /* Threads of this process (/proc/self/task). */
 int tu_count_threads(void);
+/* The live (not zombie) children of process pid, from /proc: fills pids
+ * (at most max) and returns how many. */
+int tu_children_of(pid_t pid, pid_t *pids, int max);
 /* True when fd is not open (fcntl F_GETFD fails with EBADF). */
 bool tu_fd_closed(int fd);
 /* True when this process has no children left (waitpid -> ECHILD); a
