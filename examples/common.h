@@ -6,7 +6,7 @@
 #ifndef ECHO_COMMON_H
 #define ECHO_COMMON_H
 
-#include "ss.h"
+#include <socketserver.h>
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  * send it as one datagram and print the one reply, waiting at most -w
  * seconds.  Errors are one line on stderr and exit status 1.
  */
-#include "ss.h"
+#include <socketserver.h>
 
 #include <errno.h>
 #include <limits.h>

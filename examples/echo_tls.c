@@ -10,7 +10,7 @@
  *            [--pass PASSPHRASE] [ADDRESS]
  */
 #include "common.h"
-#include "ss_tls.h"
+#include <socketserver/tls.h>
 
 #include <errno.h>
 #include <getopt.h>

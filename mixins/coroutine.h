@@ -8,7 +8,7 @@
 #define SS_COROUTINE_H
 
 #include "ss_internal.h"
-#include "ss_selector.h"
+#include <socketserver/selector.h>
 #include "coro_switch.h"
 
 struct ss__coro;

@@ -2,7 +2,7 @@
  * mixin.c - the registry of concurrency models, so programs can pick one
  * by name ("-m threading").  A new model is one line in the table.
  */
-#include "ss.h"
+#include <socketserver.h>
 
 #include <string.h>
 

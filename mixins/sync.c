@@ -3,7 +3,7 @@
  * request runs to its end inline, in the thread that runs the loop, so
  * there is nothing in flight between loop turns and nothing to tear down.
  */
-#include "ss.h"
+#include <socketserver.h>
 
 /* No state to allocate.  Returns 0. */
 static int sync_init(ss_server *s)

@@ -20,7 +20,7 @@
  * never show up in another's messages.
  */
 #include "ss_internal.h"
-#include "ss_tls.h"
+#include <socketserver/tls.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -8,7 +8,7 @@
  * in step; a paused fd (events 0) is removed from epoll and re-added when
  * modified back.
  */
-#include "ss_selector.h"
+#include <socketserver/selector.h>
 #include "ss_internal.h"
 
 #include <stdio.h>

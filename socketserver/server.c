@@ -10,7 +10,7 @@
  * stop plan says when the requests still in flight are cut.
  */
 #include "ss_internal.h"
-#include "ss_selector.h"
+#include <socketserver/selector.h>
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,7 +35,7 @@ static bool stop_pending(ss_server *s)
 /* Construction and teardown                                           */
 /* ------------------------------------------------------------------ */
 
-/* Options and their defaults, in one place (documented in ss.h). */
+/* Options and their defaults, in one place (documented in socketserver.h). */
 static void set_defaults(ss_server *s)
 {
 	s->fd = -1;

@@ -8,7 +8,7 @@
 #ifndef SS_INTERNAL_H
 #define SS_INTERNAL_H
 
-#include "ss.h"
+#include <socketserver.h>
 
 #include <errno.h>
 #include <poll.h>

@@ -5,7 +5,7 @@
  * restriction, brackets only around IPv6 literals, and unix paths and
  * abstract names.
  */
-#include "ss.h"
+#include <socketserver.h>
 #include "tap.h"
 
 #include <errno.h>

@@ -12,7 +12,7 @@
  * for the transfer), so the signals land on the I/O under test.  Interval
  * timers do not survive fork, so the handler starts its own.
  */
-#include "ss.h"
+#include <socketserver.h>
 #include "tap.h"
 #include "faultutil.h"
 #include "testutil.h"

@@ -10,7 +10,7 @@
  */
 #include "tap.h"
 #include "testutil.h"
-#include "ss_tls.h"
+#include <socketserver/tls.h>
 
 #include <errno.h>
 #include <fcntl.h>

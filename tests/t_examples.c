@@ -9,7 +9,7 @@
  * directory, so copies of this test can run side by side; only processes
  * started here are signalled.  Waits are polls with deadlines, no sleeps.
  */
-#include "ss.h"
+#include <socketserver.h>
 #include "tap.h"
 #include "testutil.h"
 

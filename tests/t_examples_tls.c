@@ -27,7 +27,7 @@
  * only processes started here are signalled, by pid.  Every wait is a
  * poll with a deadline, never a sleep standing in for synchronisation.
  */
-#include "ss.h"
+#include <socketserver.h>
 #include "tap.h"
 #include "testutil.h"
 #include "tlsutil.h"

@@ -11,7 +11,7 @@
  * short, thread and process starts failing, clients resetting
  * mid-stream, and writes to a closed peer not raising SIGPIPE.
  */
-#include "ss.h"
+#include <socketserver.h>
 #include "tap.h"
 #include "faultutil.h"
 #include "testutil.h"

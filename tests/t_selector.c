@@ -3,8 +3,8 @@
  * select): register / modify / unregister, readiness of pipes, pausing,
  * timeouts, errors; and the server loop running on each backend.
  */
-#include "ss.h"
-#include "ss_selector.h"
+#include <socketserver.h>
+#include <socketserver/selector.h>
 #include "tap.h"
 #include "testutil.h"
 

@@ -14,7 +14,7 @@
  * checks run in the test thread and need no shared state; handle_error
  * overrides record into a mutex-protected log.
  */
-#include "ss.h"
+#include <socketserver.h>
 #include "tap.h"
 #include "faultutil.h"
 #include "testutil.h"

@@ -18,7 +18,7 @@
 #include "tap.h"
 #include "testutil.h"
 #include "tlsutil.h"
-#include "ss_tls.h"
+#include <socketserver/tls.h>
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
 #include "tap.h"
 #include "testutil.h"
 #include "tlsutil.h"
-#include "ss_tls.h"
+#include <socketserver/tls.h>
 
 #include <openssl/pem.h>
 

@@ -14,7 +14,7 @@
 #include "tap.h"
 #include "testutil.h"
 #include "tlsutil.h"
-#include "ss_tls.h"
+#include <socketserver/tls.h>
 
 #include <errno.h>
 #include <stdio.h>

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "ss.h"
+#include <socketserver.h>
 
 /* 1 in an address or thread sanitizer build (they change memory use and
  * stack depth), else 0. */

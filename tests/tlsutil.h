@@ -21,8 +21,8 @@
 
 #include <openssl/ssl.h>
 
-#include "ss.h"
-#include "ss_tls.h"
+#include <socketserver.h>
+#include <socketserver/tls.h>
 
 /* ------------------------------------------------------------------ */
 /* Certificates                                                        */

@@ -47,6 +47,15 @@
 extern "C" {
 #endif
 
+/* Marks what the shared library exports: everything else in it is built
+ * with hidden visibility, so only the names declared in these headers are
+ * part of the ABI. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define SS_EXTERN __attribute__((visibility("default")))
+#else
+#define SS_EXTERN
+#endif
+
 #define SS_VERSION_MAJOR 0
 #define SS_VERSION_MINOR 1
 
@@ -84,7 +93,7 @@ typedef struct ss_error {
  * never cut inside an escape.  Returns the length of the whole escaped
  * text, as snprintf does: a result >= dstlen means dst was truncated.
  */
-size_t ss_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+SS_EXTERN size_t ss_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 
 /*
  * The same for a whole message (NUL-terminated) whose parts the library
@@ -94,7 +103,7 @@ size_t ss_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
  * default handle_error writes messages through it; so should yours.
  * Returns like ss_escape.
  */
-size_t ss_escape_message(char *dst, size_t dstlen, const char *msg);
+SS_EXTERN size_t ss_escape_message(char *dst, size_t dstlen, const char *msg);
 
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
@@ -133,7 +142,7 @@ typedef struct ss_addr {
  * Returns 0, or a negative errno with err->msg like
  * "cannot parse address 'x:y': bad port 'y'".
  */
-int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err);
+SS_EXTERN int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err);
 
 /* Write addr as a user would type it ("127.0.0.1:9999", "[::1]:9999",
  * "/tmp/x.sock", "@name", "(unnamed)" for an unbound unix peer) into buf
@@ -141,10 +150,10 @@ int ss_addr_parse(ss_addr *out, const char *text, int family, ss_error *err);
  * on a whole escape).  A unix path or abstract name is escaped as by
  * ss_escape (a NUL in an abstract name is "\x00"), so the result is safe
  * in a log line whatever path a client bound.  Returns buf. */
-const char *ss_addr_format(const ss_addr *addr, char *buf, size_t len);
+SS_EXTERN const char *ss_addr_format(const ss_addr *addr, char *buf, size_t len);
 
 /* The port of an inet address, or -1 for unix addresses. */
-int ss_addr_port(const ss_addr *addr);
+SS_EXTERN int ss_addr_port(const ss_addr *addr);
 
 /* ------------------------------------------------------------------ */
 /* Server steps (the vtable)                                           */
@@ -195,18 +204,18 @@ struct ss_server_ops {
 	void (*service_actions)(ss_server *server);
 };
 
-extern const ss_server_ops ss_tcp_server_ops;
-extern const ss_server_ops ss_udp_server_ops;
-extern const ss_server_ops ss_unix_stream_server_ops;
-extern const ss_server_ops ss_unix_dgram_server_ops;
+SS_EXTERN extern const ss_server_ops ss_tcp_server_ops;
+SS_EXTERN extern const ss_server_ops ss_udp_server_ops;
+SS_EXTERN extern const ss_server_ops ss_unix_stream_server_ops;
+SS_EXTERN extern const ss_server_ops ss_unix_dgram_server_ops;
 
 /* The base implementations, for overriding slots that call up. */
-bool ss_base_verify_request(ss_server *server, ss_request *request);
-int ss_base_process_request(ss_server *server, ss_request *request);
-int ss_base_finish_request(ss_server *server, ss_request *request);
-void ss_base_handle_error(ss_server *server, ss_request *request, int err);
-void ss_base_handle_timeout(ss_server *server);
-void ss_base_service_actions(ss_server *server);
+SS_EXTERN bool ss_base_verify_request(ss_server *server, ss_request *request);
+SS_EXTERN int ss_base_process_request(ss_server *server, ss_request *request);
+SS_EXTERN int ss_base_finish_request(ss_server *server, ss_request *request);
+SS_EXTERN void ss_base_handle_error(ss_server *server, ss_request *request, int err);
+SS_EXTERN void ss_base_handle_timeout(ss_server *server);
+SS_EXTERN void ss_base_service_actions(ss_server *server);
 
 /* ------------------------------------------------------------------ */
 /* Mixins: how process_request runs a request                          */
@@ -252,28 +261,28 @@ struct ss_mixin {
 	int (*serve_forever)(ss_server *server, double poll_interval);
 };
 
-extern const ss_mixin ss_sync_mixin;
-extern const ss_mixin ss_threading_mixin;
-extern const ss_mixin ss_forking_mixin;
+SS_EXTERN extern const ss_mixin ss_sync_mixin;
+SS_EXTERN extern const ss_mixin ss_threading_mixin;
+SS_EXTERN extern const ss_mixin ss_forking_mixin;
 /* Bounded models (issue 4). */
-extern const ss_mixin ss_thread_pool_mixin;	/* "pool": workers threads,
+SS_EXTERN extern const ss_mixin ss_thread_pool_mixin;	/* "pool": workers threads,
 						   a bounded queue */
-extern const ss_mixin ss_prefork_mixin;		/* "prefork": workers
+SS_EXTERN extern const ss_mixin ss_prefork_mixin;		/* "prefork": workers
 						   processes accept */
-extern const ss_mixin ss_coroutine_mixin;	/* "coroutine": one thread,
+SS_EXTERN extern const ss_mixin ss_coroutine_mixin;	/* "coroutine": one thread,
 						   a coroutine a request */
-extern const ss_mixin ss_coroutine_threads_mixin; /* "threads+coroutine":
+SS_EXTERN extern const ss_mixin ss_coroutine_threads_mixin; /* "threads+coroutine":
 						   workers threads, a loop
 						   of coroutines each */
-extern const ss_mixin ss_prefork_coroutine_mixin; /* "prefork+coroutine":
+SS_EXTERN extern const ss_mixin ss_prefork_coroutine_mixin; /* "prefork+coroutine":
 						   workers processes, a loop
 						   of coroutines each */
 
 /* Find a mixin by name ("sync", "threading", "forking"); NULL if none. */
-const ss_mixin *ss_mixin_by_name(const char *name);
+SS_EXTERN const ss_mixin *ss_mixin_by_name(const char *name);
 
 /* The i-th model (i = 0, 1, ...), NULL past the last: to list them. */
-const ss_mixin *ss_mixin_at(size_t i);
+SS_EXTERN const ss_mixin *ss_mixin_at(size_t i);
 
 /* ------------------------------------------------------------------ */
 /* Handlers                                                            */
@@ -334,7 +343,7 @@ struct ss_transport {
 
 /* The plain-socket transport: recv/send with MSG_NOSIGNAL, EINTR retried,
  * poll() bounded by timeout_ms. */
-extern const ss_transport_ops ss_plain_transport_ops;
+SS_EXTERN extern const ss_transport_ops ss_plain_transport_ops;
 
 /*
  * A layer wraps a stream request's transport in the request's own context
@@ -417,33 +426,33 @@ struct ss_request {
  * ss_write_all   buffers and writes all len bytes: len or a negative errno.
  * ss_flush       writes what is buffered (stream; no-op for datagrams).
  */
-ssize_t ss_read_some(ss_request *request, void *buf, size_t len);
-ssize_t ss_read_view(ss_request *request, const void **data, size_t max);
-ssize_t ss_read_exact(ss_request *request, void *buf, size_t len);
-ssize_t ss_read_line(ss_request *request, char *buf, size_t max);
-ssize_t ss_write_all(ss_request *request, const void *buf, size_t len);
-int ss_flush(ss_request *request);
+SS_EXTERN ssize_t ss_read_some(ss_request *request, void *buf, size_t len);
+SS_EXTERN ssize_t ss_read_view(ss_request *request, const void **data, size_t max);
+SS_EXTERN ssize_t ss_read_exact(ss_request *request, void *buf, size_t len);
+SS_EXTERN ssize_t ss_read_line(ss_request *request, char *buf, size_t max);
+SS_EXTERN ssize_t ss_write_all(ss_request *request, const void *buf, size_t len);
+SS_EXTERN int ss_flush(ss_request *request);
 
 /* Sleep in a handler.  Under the coroutine model only this request's
  * coroutine waits; elsewhere the thread sleeps.  Returns 0 (or a negative
  * errno). */
-int ss_sleep(double seconds);
+SS_EXTERN int ss_sleep(double seconds);
 
 /* Change this request's I/O timeout (seconds, <= 0 for none). */
-void ss_request_set_timeout(ss_request *request, double seconds);
+SS_EXTERN void ss_request_set_timeout(ss_request *request, double seconds);
 
 /* Record why the request failed, printf-style, and return err (a negative
  * errno) so handlers can write: return ss_request_error(r, -EPROTO, ...). */
-int ss_request_error(ss_request *request, int err, const char *fmt, ...)
+SS_EXTERN int ss_request_error(ss_request *request, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Forget a recorded failure, for a handler that recovered from it (say a
  * timeout it chose to ride out), so a later failure reports its own
  * message. */
-void ss_request_clear_error(ss_request *request);
+SS_EXTERN void ss_request_clear_error(ss_request *request);
 
 /* The client address formatted, into buf of SS_ADDRSTRLEN bytes. */
-const char *ss_request_peer(const ss_request *request, char *buf, size_t len);
+SS_EXTERN const char *ss_request_peer(const ss_request *request, char *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Servers                                                             */
@@ -561,45 +570,45 @@ struct ss_server {
  * Returns the server, or NULL with err filled ("bind 127.0.0.1:80:
  * Permission denied").  A failed construction leaves nothing to free.
  */
-ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
+SS_EXTERN ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
 			 const char *address, const ss_handler *handler,
 			 int flags, ss_error *err);
 
 /* The predefined compositions, one line each in the source. */
-ss_server *ss_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_threading_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_threading_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_threading_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_threading_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_forking_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_forking_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_forking_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_forking_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threading_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threading_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threading_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threading_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_forking_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_forking_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_forking_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_forking_unix_dgram_server_new(const char *path, const ss_handler *h, ss_error *err);
 
 /* The bounded models' compositions (defined with their mixins). */
-ss_server *ss_pool_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_pool_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_pool_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_prefork_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_prefork_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_prefork_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_prefork_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_prefork_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_prefork_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-ss_server *ss_coroutine_threads_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_coroutine_threads_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-ss_server *ss_coroutine_threads_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_pool_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_pool_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_pool_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_prefork_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_prefork_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_prefork_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_prefork_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_prefork_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_prefork_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_coroutine_threads_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_coroutine_threads_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_coroutine_threads_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
 
 /* Create, bind, listen: for SS_DEFER_BIND servers.  0 or a negative errno
  * with server->errmsg set. */
-int ss_server_bind(ss_server *server);
-int ss_server_activate(ss_server *server);
+SS_EXTERN int ss_server_bind(ss_server *server);
+SS_EXTERN int ss_server_activate(ss_server *server);
 
 /*
  * Serve until ss_server_shutdown.  poll_interval (seconds) only paces
@@ -608,7 +617,7 @@ int ss_server_activate(ss_server *server);
  * A shutdown requested before serve_forever starts makes it return at
  * once; the request is consumed, so the next call serves again.
  */
-int ss_server_serve_forever(ss_server *server, double poll_interval);
+SS_EXTERN int ss_server_serve_forever(ss_server *server, double poll_interval);
 
 /*
  * Wait for and handle one request.  timeout bounds only the wait for a
@@ -624,7 +633,7 @@ int ss_server_serve_forever(ss_server *server, double poll_interval);
  * does, prefork, threads+coroutine and prefork+coroutine included: their
  * workers exist only inside serve_forever.
  */
-int ss_server_handle_request(ss_server *server, double timeout);
+SS_EXTERN int ss_server_handle_request(ss_server *server, double timeout);
 
 /*
  * Ask serve_forever to stop.  Returns at once; async-signal-safe; may be
@@ -635,14 +644,14 @@ int ss_server_handle_request(ss_server *server, double timeout);
  * while no loop runs is kept for the next serve_forever / handle_request,
  * which returns at once (ss_server_clear_shutdown forgets it).
  */
-void ss_server_shutdown(ss_server *server);
+SS_EXTERN void ss_server_shutdown(ss_server *server);
 
 /*
  * Forget a shutdown (or cut) requested while no loop ran, which the next
  * serve_forever or handle_request would otherwise take as its own and
  * return at once.  Call only while nothing serves the server.
  */
-void ss_server_clear_shutdown(ss_server *server);
+SS_EXTERN void ss_server_clear_shutdown(ss_server *server);
 
 /*
  * Stop serving and release the listener: if serve_forever runs in another
@@ -651,12 +660,12 @@ void ss_server_clear_shutdown(ss_server *server);
  * flight are waited for as block_on_close and close_grace say.
  * Idempotent.  Must not be called from a handler.
  */
-void ss_server_close(ss_server *server);
+SS_EXTERN void ss_server_close(ss_server *server);
 
 /* Same, with an explicit grace period (seconds; < 0: no limit).  The
  * grace applies under every model: to a request running inline on the
  * loop (sync, prefork workers) as to threads, children and coroutines. */
-void ss_server_close_within(ss_server *server, double grace);
+SS_EXTERN void ss_server_close_within(ss_server *server, double grace);
 
 /*
  * Stop now: like ss_server_shutdown, and the requests in flight are cut at
@@ -665,29 +674,29 @@ void ss_server_close_within(ss_server *server, double grace);
  * finish runs).  For a second SIGINT / SIGTERM during the grace period.
  * Returns at once; async-signal-safe; any thread.
  */
-void ss_server_cut(ss_server *server);
+SS_EXTERN void ss_server_cut(ss_server *server);
 
 /* Close (if needed) and free the server.  NULL is fine. */
-void ss_server_free(ss_server *server);
+SS_EXTERN void ss_server_free(ss_server *server);
 
 /* The listening / datagram socket, or -1. */
-int ss_server_fileno(const ss_server *server);
+SS_EXTERN int ss_server_fileno(const ss_server *server);
 
 /* The bound address as text ("127.0.0.1:43121"), into buf. */
-const char *ss_server_address(const ss_server *server, char *buf, size_t len);
+SS_EXTERN const char *ss_server_address(const ss_server *server, char *buf, size_t len);
 
 /* Put a layer (TLS, ...) under every request's handler.  Stream servers
  * only: -EPROTONOSUPPORT with a message for datagram servers.  Call before
  * serving; data must outlive the server. */
-int ss_server_set_layer(ss_server *server, const ss_layer *layer, void *data);
+SS_EXTERN int ss_server_set_layer(ss_server *server, const ss_layer *layer, void *data);
 
 /* The loop's selector (created by the first serve_forever or
  * handle_request, or by this call), for mixins that register their own
  * fds; NULL with server->errmsg set if it cannot be created. */
-struct ss_selector *ss_server_selector(ss_server *server);
+SS_EXTERN struct ss_selector *ss_server_selector(ss_server *server);
 
 /* Requests in flight (threads or children running handlers). */
-size_t ss_server_active_count(ss_server *server);
+SS_EXTERN size_t ss_server_active_count(ss_server *server);
 
 /*
  * Datagrams a datagram server dropped without running the handler,
@@ -697,7 +706,7 @@ size_t ss_server_active_count(ss_server *server);
  * Counts the drops of every worker process (prefork); 0 for stream
  * servers.
  */
-unsigned long long ss_server_dropped_datagrams(const ss_server *server);
+SS_EXTERN unsigned long long ss_server_dropped_datagrams(const ss_server *server);
 
 /* ------------------------------------------------------------------ */
 /* Wrappers over the steps, for mixins and overriding slots            */
@@ -706,13 +715,13 @@ unsigned long long ss_server_dropped_datagrams(const ss_server *server);
 /* Run a request to its end in the current context: finish_request, then
  * on failure handle_error (once), then shutdown_request.  Does not free
  * the request.  Returns finish_request's result. */
-int ss_server_run_request(ss_server *server, ss_request *request);
+SS_EXTERN int ss_server_run_request(ss_server *server, ss_request *request);
 
 /* End a request exactly once (later calls do nothing). */
-void ss_server_shutdown_request(ss_server *server, ss_request *request);
+SS_EXTERN void ss_server_shutdown_request(ss_server *server, ss_request *request);
 
 /* Free a request and its buffers; it must have been shut down. */
-void ss_request_free(ss_request *request);
+SS_EXTERN void ss_request_free(ss_request *request);
 
 #ifdef __cplusplus
 }

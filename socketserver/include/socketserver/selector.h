@@ -14,7 +14,7 @@
 #ifndef SS_SELECTOR_H
 #define SS_SELECTOR_H
 
-#include "ss.h"
+#include <socketserver.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,34 +42,34 @@ typedef struct ss_selector_event {
 /* backend: "epoll", "poll", "select", or NULL for the best the platform
  * has (epoll on Linux).  NULL with err filled on failure ("selector
  * 'kqueue': not available here (epoll, poll, select)"). */
-ss_selector *ss_selector_new(const char *backend, ss_error *err);
+SS_EXTERN ss_selector *ss_selector_new(const char *backend, ss_error *err);
 
 /* The backend's name. */
-const char *ss_selector_backend(const ss_selector *sel);
+SS_EXTERN const char *ss_selector_backend(const ss_selector *sel);
 
 /* Watch fd for events (SS_EVENT_READ | SS_EVENT_WRITE, not 0).  0, or
  * -EEXIST if already registered, -EINVAL for bad events or (select) an fd
  * >= FD_SETSIZE, -ENOMEM. */
-int ss_selector_register(ss_selector *sel, int fd, int events, void *data);
+SS_EXTERN int ss_selector_register(ss_selector *sel, int fd, int events, void *data);
 
 /* Change what fd is watched for (0 pauses it without forgetting it) and
  * its data.  0 or -ENOENT if not registered. */
-int ss_selector_modify(ss_selector *sel, int fd, int events, void *data);
+SS_EXTERN int ss_selector_modify(ss_selector *sel, int fd, int events, void *data);
 
 /* Forget fd (call before closing it).  0 or -ENOENT. */
-int ss_selector_unregister(ss_selector *sel, int fd);
+SS_EXTERN int ss_selector_unregister(ss_selector *sel, int fd);
 
 /* Number of registered fds. */
-size_t ss_selector_count(const ss_selector *sel);
+SS_EXTERN size_t ss_selector_count(const ss_selector *sel);
 
 /* Wait at most timeout seconds (< 0: forever; 0: just look) and fill up
  * to max events.  Returns the count (0 on timeout or EINTR) or a negative
  * errno. */
-int ss_selector_select(ss_selector *sel, ss_selector_event *events, int max,
+SS_EXTERN int ss_selector_select(ss_selector *sel, ss_selector_event *events, int max,
 		       double timeout);
 
 /* Free the selector (not the fds).  NULL is fine. */
-void ss_selector_free(ss_selector *sel);
+SS_EXTERN void ss_selector_free(ss_selector *sel);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@
 #ifndef SS_TLS_H
 #define SS_TLS_H
 
-#include "ss.h"
+#include <socketserver.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,22 +72,22 @@ typedef struct ss_tls_options {
 	double handshake_timeout;	/* seconds; default 5 */
 } ss_tls_options;
 
-void ss_tls_options_init(ss_tls_options *o);
+SS_EXTERN void ss_tls_options_init(ss_tls_options *o);
 
 /* Load and check everything (files, key/cert match, CA, ciphers).
  * Returns NULL with err filled on the first problem. */
-ss_tls_config *ss_tls_config_new(const ss_tls_options *o, ss_error *err);
+SS_EXTERN ss_tls_config *ss_tls_config_new(const ss_tls_options *o, ss_error *err);
 
 /* Re-read the certificate, key, CA and SNI files while serving: new
  * connections use them, connections in flight keep what they started
  * with.  If anything is wrong the old configuration stays and err says
  * why.  Safe from any thread (not from a signal handler). */
-int ss_tls_config_reload(ss_tls_config *c, ss_error *err);
+SS_EXTERN int ss_tls_config_reload(ss_tls_config *c, ss_error *err);
 
 /* Free the configuration.  Free every server using it first (it is
  * used for each new connection); connections still running keep the
  * certificates they started with.  NULL is fine. */
-void ss_tls_config_free(ss_tls_config *c);
+SS_EXTERN void ss_tls_config_free(ss_tls_config *c);
 
 /* Serve TLS on a stream server (TCP or unix stream), any model.  TLS
  * connections over TCP get TCP_NODELAY whatever handler->nodelay says:
@@ -97,21 +97,21 @@ void ss_tls_config_free(ss_tls_config *c);
  * then ss_tls_config_free c).  One config may serve several servers.
  * -EINVAL for NULL arguments; -EPROTONOSUPPORT for datagram servers
  * (with server->errmsg). */
-int ss_server_use_tls(ss_server *s, ss_tls_config *c);
+SS_EXTERN int ss_server_use_tls(ss_server *s, ss_tls_config *c);
 
 /* Inside a handler: what the handshake negotiated.  All return NULL on a
  * request that is not TLS (or when nothing was negotiated). */
-bool ss_tls_active(const ss_request *r);
-const char *ss_tls_version(const ss_request *r);	/* "TLSv1.3" */
-const char *ss_tls_cipher(const ss_request *r);		/* "TLS_AES_256_GCM_SHA384" */
-const char *ss_tls_alpn(const ss_request *r);		/* "h2" */
-const char *ss_tls_server_name(const ss_request *r);	/* SNI from the client */
+SS_EXTERN bool ss_tls_active(const ss_request *r);
+SS_EXTERN const char *ss_tls_version(const ss_request *r);	/* "TLSv1.3" */
+SS_EXTERN const char *ss_tls_cipher(const ss_request *r);		/* "TLS_AES_256_GCM_SHA384" */
+SS_EXTERN const char *ss_tls_alpn(const ss_request *r);		/* "h2" */
+SS_EXTERN const char *ss_tls_server_name(const ss_request *r);	/* SNI from the client */
 /* The verified client certificate's subject in RFC 2253 order (most
  * specific first: "/O=Test/CN=alice" reads "CN=alice,O=Test"; a subject
  * built as "/CN=alice/O=Test" reads "O=Test,CN=alice"), into
  * buf; NULL if none. */
-const char *ss_tls_peer_subject(const ss_request *r, char *buf, size_t len);
-bool ss_tls_session_reused(const ss_request *r);
+SS_EXTERN const char *ss_tls_peer_subject(const ss_request *r, char *buf, size_t len);
+SS_EXTERN bool ss_tls_session_reused(const ss_request *r);
 
 #ifdef __cplusplus
 }
