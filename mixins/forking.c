@@ -379,7 +379,7 @@ static int forking_process_request(ss_server *s, ss_request *r)
 		return start_failed(s, r, rc, "fork (child table)");
 	if (!ss__is_dgram(s))
 		mark = new_mark();
-	pid = ss__sys.fork();
+	pid = ss__fork_child();
 	if (pid < 0) {
 		rc = -errno;
 		free_mark(mark);

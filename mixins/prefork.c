@@ -269,7 +269,7 @@ static int spawn(ss_server *s, struct prefork *st, int i, double poll_interval)
 	}
 	board_set(&st->board[i].active, 0);
 	board_set(&st->board[i].stop, 0);
-	pid = ss__sys.fork();
+	pid = ss__fork_child();
 	if (pid == 0)
 		worker_main(s, st, i, wake, poll_interval, parent);	/* no return */
 	ss__close(wake[0]);

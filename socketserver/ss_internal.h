@@ -236,6 +236,12 @@ ssize_t ss__write_nosigpipe(int fd, const void *buf, size_t len);
  */
 void ss__child_signals(pid_t parent, void (*end)(void), void (*orphaned)(void));
 
+/* fork() (through ss__sys) with every signal blocked around it, so no
+ * signal reaches the child before ss__child_signals has replaced the
+ * program's handlers; the parent's mask is restored at once, the child's
+ * by ss__child_signals.  Returns like fork(). */
+pid_t ss__fork_child(void);
+
 /* Write "<what>: <strerror(-err)>" into buf (SS_ERRMSG_MAX) and return err. */
 int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

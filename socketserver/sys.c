@@ -314,6 +314,25 @@ static void on_child_hup(int sig)
 	errno = saved;
 }
 
+static sigset_t mask_before_fork;	/* a child restores it */
+
+pid_t ss__fork_child(void)
+{
+	sigset_t all;
+	pid_t pid;
+	int saved;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &mask_before_fork);
+	pid = ss__sys.fork();
+	if (pid != 0) {
+		saved = errno;
+		pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
+		errno = saved;
+	}
+	return pid;
+}
+
 void ss__child_signals(pid_t parent, void (*end)(void), void (*orphaned)(void))
 {
 	struct sigaction sa, old;
@@ -341,10 +360,11 @@ void ss__child_signals(pid_t parent, void (*end)(void), void (*orphaned)(void))
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = on_child_term;
 	sigaction(SIGTERM, &sa, NULL);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	/* the mask from before ss__fork_child, and ours unblocked */
+	mask = mask_before_fork;
+	sigdelset(&mask, SIGTERM);
+	sigdelset(&mask, SIGHUP);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	/* the parent's death reaches us as SIGHUP; if it died before this
 	 * line, no signal will come: look now */
 	prctl(PR_SET_PDEATHSIG, SIGHUP);

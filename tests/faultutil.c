@@ -24,6 +24,7 @@ struct sched {
 
 static struct sched sched[FU_NCALLS];
 static atomic_long sends_without_nosignal;
+static atomic_long accepted;	/* connections accept4 handed out */
 static struct ss__syscalls real;
 
 /* Decide whether this call of c fails: the errno to fail with, or 0. */
@@ -65,7 +66,10 @@ static int w_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		errno = e;
 		return -1;
 	}
-	return real.accept4(fd, addr, len, flags);
+	e = real.accept4(fd, addr, len, flags);
+	if (e >= 0)
+		atomic_fetch_add(&accepted, 1);
+	return e;
 }
 
 static ssize_t w_send(int fd, const void *buf, size_t len, int flags)
@@ -161,6 +165,7 @@ static void clear_schedules(void)
 		atomic_store(&sched[c].failed, 0);
 	}
 	atomic_store(&sends_without_nosignal, 0);
+	atomic_store(&accepted, 0);
 }
 
 void fu_install(void)
@@ -199,6 +204,11 @@ void fu_fail_every(enum fu_call c, int nth, int err)
 void fu_cap_len(enum fu_call c, size_t max)
 {
 	atomic_store(&sched[c].cap, max);
+}
+
+long fu_accepted(void)
+{
+	return atomic_load(&accepted);
 }
 
 long fu_calls(enum fu_call c)

@@ -46,6 +46,9 @@ void fu_cap_len(enum fu_call c, size_t max);
 /* Calls of c seen by the wrapper, and how many of them it failed. */
 long fu_calls(enum fu_call c);
 long fu_failures(enum fu_call c);
+/* Connections accept4 handed out (calls that found none, EAGAIN, are
+ * not connections: a test waiting for the nth accept counts these). */
+long fu_accepted(void);
 /* send() calls the library made without MSG_NOSIGNAL (should be 0). */
 long fu_sends_without_nosignal(void);
 

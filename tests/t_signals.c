@@ -96,6 +96,7 @@ static void test_term_one(const ss_mixin *m)
 	ops.handle_error = count_error;
 	s = tu_server(&ops, m, &tu_echo_handler, NULL);
 	s->workers = 2;
+	s->close_grace = 1;	/* a busy worker's request: cut 1 s after its SIGTERM */
 	app_server = s;
 	sigaction(SIGTERM, &sa, &old);
 	tu_serve_start(s, &t);

@@ -12,7 +12,7 @@
  */
 #include "tap.h"
 #include "testutil.h"
-#include "ss_internal.h"	/* ss__sys: count the accepted connections */
+#include "faultutil.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -100,21 +100,9 @@ static void *closer_main(void *arg)
 
 /* ------------------------------------------------------------------ */
 
-static atomic_int accepted;
-
-/* accept4 that counts the connections it hands out. */
-static int counting_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags)
-{
-	int rc = accept4(fd, a, len, flags);
-
-	if (rc >= 0)
-		atomic_fetch_add(&accepted, 1);
-	return rc;
-}
-
 static bool accepted3(void *arg)
 {
-	return atomic_load(&accepted) >= 3;
+	return fu_accepted() >= 3;
 }
 
 /* A forking server with every child busy waits in process_request for
@@ -130,8 +118,7 @@ static void test_forking_full(const ss_server_ops *kind)
 	char path[256] = "";
 
 	zero_counts();
-	atomic_store(&accepted, 0);
-	ss__sys.accept4 = counting_accept4;
+	fu_install();
 	s = tu_server(counted(kind), &ss_forking_mixin, &finishing, NULL);
 	s->max_children = 2;
 	if (kind->family == AF_UNIX)
@@ -155,7 +142,7 @@ static void test_forking_full(const ss_server_ops *kind)
 		   "forking unix_stream: the socket file is gone");
 	close_all(fds, 3);
 	ss_server_free(s);
-	ss__sys_reset();
+	fu_reset();
 }
 
 /* ss_server_close_within's grace bounds a request running inline in a
