@@ -10,10 +10,10 @@ static const ss_mixin *const mixins[] = {
 	&ss_sync_mixin,
 	&ss_threading_mixin,
 	&ss_forking_mixin,
-	&ss_thread_pool_mixin,
+	&ss_pool_mixin,
 	&ss_prefork_mixin,
 	&ss_coroutine_mixin,
-	&ss_coroutine_threads_mixin,
+	&ss_threads_coroutine_mixin,
 	&ss_prefork_coroutine_mixin,
 };
 

@@ -475,7 +475,7 @@ static size_t pool_active_count(ss_server *s)
 	return n;
 }
 
-const ss_mixin ss_thread_pool_mixin = {
+const ss_mixin ss_pool_mixin = {
 	.name = "pool",
 	.init = pool_init,
 	.process_request = pool_process_request,
@@ -484,8 +484,3 @@ const ss_mixin ss_thread_pool_mixin = {
 	.destroy = pool_destroy,
 	.active_count = pool_active_count,
 };
-
-/* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
-SS__COMPOSE(ss_pool_tcp_server_new, ss_tcp_server_ops, &ss_thread_pool_mixin)
-SS__COMPOSE(ss_pool_udp_server_new, ss_udp_server_ops, &ss_thread_pool_mixin)
-SS__COMPOSE(ss_pool_unix_stream_server_new, ss_unix_stream_server_ops, &ss_thread_pool_mixin)

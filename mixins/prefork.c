@@ -577,7 +577,7 @@ static int maintain(ss_server *s, struct prefork *st, double poll_interval)
  * for them: server_close waits, within its grace period.  Returns 0, or
  * a negative errno if the pool could not be set up.
  */
-int ss__prefork_serve_forever(ss_server *s, double poll_interval)
+static int prefork_serve_forever(ss_server *s, double poll_interval)
 {
 	struct prefork *st = state_of(s);
 	int rc, interval = ss__timeout_ms(poll_interval), due, ms;
@@ -608,13 +608,13 @@ int ss__prefork_serve_forever(ss_server *s, double poll_interval)
 
 /* Not used while serving (the workers run requests); a request reaching
  * the parent (ss_server_handle_request) runs inline, as under sync. */
-int ss__prefork_process_request(ss_server *s, ss_request *r)
+static int prefork_process_request(ss_server *s, ss_request *r)
 {
 	return s->ops->process_request(s, r);
 }
 
 /* Reap the workers that ended (handle_request's turns). */
-void ss__prefork_service_actions(ss_server *s)
+static void prefork_service_actions(ss_server *s)
 {
 	struct prefork *st = state_of(s);
 
@@ -626,7 +626,7 @@ void ss__prefork_service_actions(ss_server *s)
  * it never ran) and waited for at most grace seconds (< 0: no limit);
  * those left are killed; all are reaped.  Without block_on_close they
  * get no time. */
-void ss__prefork_server_close(ss_server *s, double grace)
+static void prefork_server_close(ss_server *s, double grace)
 {
 	struct prefork *st = state_of(s);
 
@@ -640,7 +640,7 @@ void ss__prefork_server_close(ss_server *s, double grace)
 /* Record the inner model and allocate the (empty) state; the workers
  * start with serve_forever, when the options are final.  Returns 0 or a
  * negative errno. */
-int ss__prefork_init(ss_server *s, const ss_mixin *inner)
+static int engine_init(ss_server *s, const ss_mixin *inner)
 {
 	struct prefork *st = calloc(1, sizeof *st);
 	int err;
@@ -659,7 +659,7 @@ int ss__prefork_init(ss_server *s, const ss_mixin *inner)
 
 /* Free the state; a worker still there (only if close never ran) is
  * killed and reaped first. */
-void ss__prefork_destroy(ss_server *s)
+static void prefork_destroy(ss_server *s)
 {
 	struct prefork *st = state_of(s);
 
@@ -676,7 +676,7 @@ void ss__prefork_destroy(ss_server *s)
 }
 
 /* Requests in flight in the live workers, from the scoreboard. */
-size_t ss__prefork_active_count(ss_server *s)
+static size_t prefork_active_count(ss_server *s)
 {
 	struct prefork *st = state_of(s);
 	size_t n = 0;
@@ -690,10 +690,39 @@ size_t ss__prefork_active_count(ss_server *s)
 	return n;
 }
 
-/* Plain prefork: each worker runs requests inline, one at a time. */
-SS__PREFORK_MIXIN(ss_prefork_mixin, "prefork", ss_sync_mixin)
+/* The two models on this engine, each a table of the same slots: the
+ * worker's model (the sync model's loop, or the coroutine model's) is
+ * what tells them apart. */
+static int plain_init(ss_server *s)
+{
+	return engine_init(s, &ss_sync_mixin);
+}
 
-/* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
-SS__COMPOSE(ss_prefork_tcp_server_new, ss_tcp_server_ops, &ss_prefork_mixin)
-SS__COMPOSE(ss_prefork_udp_server_new, ss_udp_server_ops, &ss_prefork_mixin)
-SS__COMPOSE(ss_prefork_unix_stream_server_new, ss_unix_stream_server_ops, &ss_prefork_mixin)
+static int prefork_coroutine_init(ss_server *s)
+{
+	return engine_init(s, &ss_coroutine_mixin);
+}
+
+/* Plain prefork: each worker runs requests inline, one at a time. */
+const ss_mixin ss_prefork_mixin = {
+	.name = "prefork",
+	.init = plain_init,
+	.process_request = prefork_process_request,
+	.service_actions = prefork_service_actions,
+	.server_close = prefork_server_close,
+	.destroy = prefork_destroy,
+	.active_count = prefork_active_count,
+	.serve_forever = prefork_serve_forever,
+};
+
+/* prefork+coroutine: every worker runs a loop full of coroutines. */
+const ss_mixin ss_prefork_coroutine_mixin = {
+	.name = "prefork+coroutine",
+	.init = prefork_coroutine_init,
+	.process_request = prefork_process_request,
+	.service_actions = prefork_service_actions,
+	.server_close = prefork_server_close,
+	.destroy = prefork_destroy,
+	.active_count = prefork_active_count,
+	.serve_forever = prefork_serve_forever,
+};

@@ -349,34 +349,4 @@ int ss__request_cut_error(ss_request *request, double grace);
  * asks after a failed or empty read or write. */
 int ss__request_was_cut(ss_request *request);
 
-/*
- * Prefork's engine, shared by the prefork compositions (mixins/prefork.c).
- * ss__prefork_init records the model each worker process runs its own
- * loop with (inner: ss_sync_mixin for plain prefork, ss_coroutine_mixin
- * for prefork+coroutine); the other functions are the mixin's slots.
- */
-int ss__prefork_init(ss_server *server, const ss_mixin *inner);
-int ss__prefork_process_request(ss_server *server, ss_request *request);
-void ss__prefork_service_actions(ss_server *server);
-void ss__prefork_server_close(ss_server *server, double grace);
-void ss__prefork_destroy(ss_server *server);
-size_t ss__prefork_active_count(ss_server *server);
-int ss__prefork_serve_forever(ss_server *server, double poll_interval);
-
-/* A prefork mixin: prefork's engine with `inner` as the model of every
- * worker process (one line per model, so the slot list is written once). */
-#define SS__PREFORK_MIXIN(var, label, inner)				\
-	static int var##_init(ss_server *s)				\
-	{ return ss__prefork_init(s, &(inner)); }			\
-	const ss_mixin var = {						\
-		.name = (label),					\
-		.init = var##_init,					\
-		.process_request = ss__prefork_process_request,		\
-		.service_actions = ss__prefork_service_actions,		\
-		.server_close = ss__prefork_server_close,		\
-		.destroy = ss__prefork_destroy,				\
-		.active_count = ss__prefork_active_count,		\
-		.serve_forever = ss__prefork_serve_forever,		\
-	};
-
 #endif /* SS_INTERNAL_H */

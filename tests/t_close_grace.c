@@ -61,7 +61,7 @@ static void test_grace(const ss_mixin *m)
 	atomic_store(&counts[C_REPORTED], 0);
 	atomic_store(&counts[C_CUT], 0);
 	s = tu_server(&ops, m, &tu_echo_handler, NULL);
-	s->workers = m == &ss_thread_pool_mixin ? IDLE : 2;	/* pool: none queued */
+	s->workers = m == &ss_pool_mixin ? IDLE : 2;	/* pool: none queued */
 	tu_serve_start(s, &t);
 	for (i = 0; i < IDLE; i++)
 		fd[i] = tu_connect(s);
@@ -150,9 +150,9 @@ int main(void)
 	counts = tu_shared_counters(C_N);
 	test_grace(&ss_threading_mixin);
 	test_grace(&ss_forking_mixin);
-	test_grace(&ss_thread_pool_mixin);
+	test_grace(&ss_pool_mixin);
 	test_grace(&ss_coroutine_mixin);
-	test_grace(&ss_coroutine_threads_mixin);
+	test_grace(&ss_threads_coroutine_mixin);
 	test_block_on_close(&ss_threading_mixin);
 	test_block_on_close(&ss_forking_mixin);
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);

@@ -34,7 +34,7 @@
 
 static const ss_mixin *const models[] = {
 	&ss_coroutine_mixin,
-	&ss_coroutine_threads_mixin,
+	&ss_threads_coroutine_mixin,
 	&ss_prefork_coroutine_mixin,
 };
 #define NMODELS (sizeof models / sizeof models[0])
@@ -558,7 +558,7 @@ static int line_then_eof(ss_request *r)
 static bool starts_elsewhere(const ss_mixin *m)
 {
 	return m == &ss_threading_mixin || m == &ss_forking_mixin ||
-	       m == &ss_thread_pool_mixin;
+	       m == &ss_pool_mixin;
 }
 
 /* One handle_request(2.0) with a client waiting returns 0 with the

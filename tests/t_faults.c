@@ -626,12 +626,12 @@ int main(void)
 	test_emfile_real();	/* forks: first, while no thread runs */
 	test_connaborted();
 	test_emfile_injected(&ss_threading_mixin);
-	test_emfile_injected(&ss_thread_pool_mixin);
+	test_emfile_injected(&ss_pool_mixin);
 	test_emfile_injected(&ss_coroutine_mixin);
-	test_emfile_injected(&ss_coroutine_threads_mixin);
+	test_emfile_injected(&ss_threads_coroutine_mixin);
 	test_emfile_episode(&ss_sync_mixin);
 	test_emfile_episode(&ss_threading_mixin);
-	test_emfile_episode(&ss_coroutine_threads_mixin);
+	test_emfile_episode(&ss_threads_coroutine_mixin);
 	test_send_eintr_short();
 	test_recv_eintr();
 	start_fails(&ss_threading_mixin, FU_PTHREAD_CREATE, "start thread");

@@ -326,8 +326,8 @@ int main(void)
 	test_many_threads();
 	test_prompt_close(&ss_threading_mixin, true, "daemon_threads");
 	test_prompt_close(&ss_threading_mixin, false, "block_on_close false");
-	test_prompt_close(&ss_thread_pool_mixin, true, "pool daemon_threads");
-	test_prompt_close(&ss_thread_pool_mixin, false, "pool block_on_close false");
+	test_prompt_close(&ss_pool_mixin, true, "pool daemon_threads");
+	test_prompt_close(&ss_pool_mixin, false, "pool block_on_close false");
 	test_stack_size();
 	test_foreign_children();
 	test_max_children();

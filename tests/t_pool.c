@@ -74,7 +74,7 @@ static const ss_server_ops *counted_ops(const ss_server_ops *base)
 static void test_echo(const ss_server_ops *kind)
 {
 	int threads0 = tu_count_threads(), i, good = 0;
-	ss_server *s = tu_server(kind, &ss_thread_pool_mixin, &tu_echo_handler, NULL);
+	ss_server *s = tu_server(kind, &ss_pool_mixin, &tu_echo_handler, NULL);
 	char msg[32];
 	pthread_t t;
 
@@ -157,7 +157,7 @@ static int burst_batch(const ss_server *s, int first, int n)
 
 static void test_burst(void)
 {
-	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_thread_pool_mixin,
+	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_pool_mixin,
 				 &watched_handler, NULL);
 	int i, good = 0;
 	pthread_t t;
@@ -202,7 +202,7 @@ static void test_full_queue_stop(void)
 	double t0, ms;
 
 	fu_install();
-	s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_thread_pool_mixin,
+	s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_pool_mixin,
 		      &tu_echo_handler, NULL);
 	s->workers = 1;
 	s->queue_size = 1;
@@ -237,7 +237,7 @@ static void test_full_queue_stop(void)
 static void test_idle_close(void)
 {
 	int threads0 = tu_count_threads(), fd[6], i, seen = 0;
-	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_thread_pool_mixin,
+	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_pool_mixin,
 				 &tu_echo_handler, NULL);
 	pthread_t t;
 	double ms;
@@ -288,7 +288,7 @@ static const ss_handler failing_handler = { .handle = fail_on_bad };
 
 static void test_handler_error(void)
 {
-	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_thread_pool_mixin,
+	ss_server *s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_pool_mixin,
 				 &failing_handler, NULL);
 	char last[SS_ERRMSG_MAX], out[8];
 	pthread_t t;
@@ -312,7 +312,7 @@ static void test_start_failure(void)
 	ssize_t n;
 
 	fu_install();
-	s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_thread_pool_mixin,
+	s = tu_server(counted_ops(&ss_tcp_server_ops), &ss_pool_mixin,
 		      &tu_echo_handler, NULL);
 	errors(NULL, 0);
 	fu_fail_next(FU_PTHREAD_CREATE, -1, EAGAIN);

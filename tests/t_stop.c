@@ -428,8 +428,8 @@ static void test_pending_shutdown(void)
 int main(void)
 {
 	const ss_mixin *cut_models[] = { &ss_threading_mixin, &ss_forking_mixin,
-					 &ss_thread_pool_mixin, &ss_coroutine_mixin,
-					 &ss_coroutine_threads_mixin, &ss_prefork_mixin,
+					 &ss_pool_mixin, &ss_coroutine_mixin,
+					 &ss_threads_coroutine_mixin, &ss_prefork_mixin,
 					 &ss_prefork_coroutine_mixin };
 
 	tu_init();

@@ -265,13 +265,13 @@ SS_EXTERN extern const ss_mixin ss_sync_mixin;
 SS_EXTERN extern const ss_mixin ss_threading_mixin;
 SS_EXTERN extern const ss_mixin ss_forking_mixin;
 /* Bounded models (issue 4). */
-SS_EXTERN extern const ss_mixin ss_thread_pool_mixin;	/* "pool": workers threads,
+SS_EXTERN extern const ss_mixin ss_pool_mixin;	/* "pool": workers threads,
 						   a bounded queue */
 SS_EXTERN extern const ss_mixin ss_prefork_mixin;		/* "prefork": workers
 						   processes accept */
 SS_EXTERN extern const ss_mixin ss_coroutine_mixin;	/* "coroutine": one thread,
 						   a coroutine a request */
-SS_EXTERN extern const ss_mixin ss_coroutine_threads_mixin; /* "threads+coroutine":
+SS_EXTERN extern const ss_mixin ss_threads_coroutine_mixin; /* "threads+coroutine":
 						   workers threads, a loop
 						   of coroutines each */
 SS_EXTERN extern const ss_mixin ss_prefork_coroutine_mixin; /* "prefork+coroutine":
@@ -601,9 +601,9 @@ SS_EXTERN ss_server *ss_coroutine_unix_stream_server_new(const char *path, const
 SS_EXTERN ss_server *ss_prefork_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
 SS_EXTERN ss_server *ss_prefork_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
 SS_EXTERN ss_server *ss_prefork_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
-SS_EXTERN ss_server *ss_coroutine_threads_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
-SS_EXTERN ss_server *ss_coroutine_threads_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
-SS_EXTERN ss_server *ss_coroutine_threads_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threads_coroutine_tcp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threads_coroutine_udp_server_new(const char *address, const ss_handler *h, ss_error *err);
+SS_EXTERN ss_server *ss_threads_coroutine_unix_stream_server_new(const char *path, const ss_handler *h, ss_error *err);
 
 /* Create, bind, listen: for SS_DEFER_BIND servers.  0 or a negative errno
  * with server->errmsg set. */

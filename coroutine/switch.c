@@ -1,9 +1,9 @@
 /*
- * coro_switch.c - guarded coroutine stacks and the context switch (see
- * coro_switch.h): an x86-64 assembly switch, a ucontext fallback for
+ * switch.c - guarded coroutine stacks and the context switch (see
+ * switch.h): an x86-64 assembly switch, a ucontext fallback for
  * other machines, and the sanitizer annotations around every switch.
  */
-#include "coro_switch.h"
+#include "switch.h"
 
 #include <errno.h>
 #include <stdint.h>

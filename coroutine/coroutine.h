@@ -1,15 +1,15 @@
 /*
- * coroutine.h - the coroutine scheduler the coroutine models share
- * (internal to mixins/): one per thread that runs coroutines, on that
- * thread's selector.  coroutine.c drives one from the core loop;
- * coroutine_threads.c runs one per worker thread with a loop of its own.
+ * coroutine.h - the coroutine runtime's scheduler, which the coroutine
+ * models share (mixins include it; nothing below them does): one per
+ * thread that runs coroutines, on that thread's selector.  coroutine.c drives one from the core loop;
+ * threads_coroutine.c runs one per worker thread with a loop of its own.
  */
 #ifndef SS_COROUTINE_H
 #define SS_COROUTINE_H
 
 #include "ss_internal.h"
 #include <socketserver/selector.h>
-#include "coro_switch.h"
+#include "switch.h"
 
 struct ss__coro;
 

@@ -1,5 +1,5 @@
 /*
- * coroutine_threads.c - the "threads+coroutine" model: `workers` threads
+ * threads_coroutine.c - the "threads+coroutine" model: `workers` threads
  * (0: one per online CPU), each with its own selector and its own loop of
  * coroutines (the scheduler of coroutine.c), each accepting on the shared
  * non-blocking listener itself.  One server uses every core from one
@@ -436,7 +436,7 @@ static size_t cthreads_active_count(ss_server *s)
 	return sum;
 }
 
-const ss_mixin ss_coroutine_threads_mixin = {
+const ss_mixin ss_threads_coroutine_mixin = {
 	.name = "threads+coroutine",
 	.init = cthreads_init,
 	.process_request = cthreads_process_request,
@@ -445,8 +445,3 @@ const ss_mixin ss_coroutine_threads_mixin = {
 	.active_count = cthreads_active_count,
 	.serve_forever = cthreads_serve_forever,
 };
-
-/* The compositions, one line each (SS__COMPOSE, ss_internal.h). */
-SS__COMPOSE(ss_coroutine_threads_tcp_server_new, ss_tcp_server_ops, &ss_coroutine_threads_mixin)
-SS__COMPOSE(ss_coroutine_threads_udp_server_new, ss_udp_server_ops, &ss_coroutine_threads_mixin)
-SS__COMPOSE(ss_coroutine_threads_unix_stream_server_new, ss_unix_stream_server_ops, &ss_coroutine_threads_mixin)

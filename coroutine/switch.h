@@ -1,6 +1,6 @@
 /*
- * coro_switch.h - the coroutine machinery under the coroutine models:
- * guarded stacks and the context switch.  Internal to mixins/.
+ * switch.h - the coroutine machinery under the coroutine models:
+ * guarded stacks and the context switch.  Internal to the coroutine runtime..
  *
  * On x86-64 the switch is a few instructions of assembly that save the
  * callee-saved registers, the stack pointer and the FPU control words
