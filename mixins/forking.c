@@ -207,7 +207,7 @@ static int reap_some(ss_server *s, struct forking *st, double deadline)
 		n = reap_ended(st);
 		if (n > 0 || st->n == 0)
 			return (int)n;
-		if (s && __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE))
+		if (s && ss__stop_pending(s))
 			return -ECANCELED;
 		left = ss__remaining_ms(deadline);
 		if (left == 0)

@@ -246,11 +246,6 @@ static int start_workers(ss_server *s, struct pool *p)
 /* process_request                                                     */
 /* ------------------------------------------------------------------ */
 
-static bool stop_pending(const ss_server *s)
-{
-	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
-}
-
 /* Wait (mu held) until the queue has room or shutdown is asked for:
  * sleeps in poll() on room_fd and the server's wakeup pipe (a condition
  * variable cannot hear ss_server_shutdown, which is async-signal-safe). */
@@ -259,7 +254,7 @@ static void wait_room(ss_server *s, struct pool *p)
 	struct pollfd fds[2];
 	uint64_t n;
 
-	while (p->queued >= p->cap && !stop_pending(s)) {
+	while (p->queued >= p->cap && !ss__stop_pending(s)) {
 		p->waiting_room = true;
 		pthread_mutex_unlock(&p->mu);
 		fds[0] = (struct pollfd){ .fd = p->room_fd, .events = POLLIN };

@@ -117,11 +117,6 @@ static struct prefork *state_of(ss_server *s)
 	return s->mixin_state;
 }
 
-static bool stop_pending(const ss_server *s)
-{
-	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
-}
-
 static int board_get(int *field)
 {
 	return __atomic_load_n(field, __ATOMIC_ACQUIRE);
@@ -585,8 +580,8 @@ static int prefork_serve_forever(ss_server *s, double poll_interval)
 	rc = ss__enter_serving(s, false);
 	if (rc < 0)
 		return rc;
-	rc = stop_pending(s) ? 0 : make_slots(s, st);
-	while (rc == 0 && !stop_pending(s)) {
+	rc = ss__stop_pending(s) ? 0 : make_slots(s, st);
+	while (rc == 0 && !ss__stop_pending(s)) {
 		reap_ended(s, st, true);
 		due = maintain(s, st, poll_interval);
 		s->ops->service_actions(s);

@@ -76,11 +76,6 @@ static struct cthreads *state_of(ss_server *s)
 	return s->mixin_state;
 }
 
-static bool stop_pending(ss_server *s)
-{
-	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
-}
-
 /* Wake a worker: it reads the control state. */
 static void kick(struct worker *w)
 {
@@ -358,7 +353,7 @@ static int cthreads_serve_forever(ss_server *s, double poll_interval)
 		return rc;
 	}
 	set_accepting(st, true);
-	while (!stop_pending(s)) {
+	while (!ss__stop_pending(s)) {
 		if (ss__wait_fd(s->wake_fd[0], POLLIN, interval) == 0)
 			break;
 		s->ops->service_actions(s);

@@ -26,10 +26,6 @@
 static int make_selector(ss_server *s);
 static struct ss__stop_plan *plan_of(const ss_server *s);
 
-static bool stop_pending(ss_server *s)
-{
-	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* Construction and teardown                                           */
@@ -201,7 +197,7 @@ int ss__enter_serving(ss_server *s, bool need_selector)
 	else {
 		s->serving = true;
 		l->serving_thread = pthread_self();
-		if (!stop_pending(s))
+		if (!ss__stop_pending(s))
 			ss__plan_reset(plan_of(s));	/* a new serving session */
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -466,7 +462,7 @@ unsigned long long ss_server_dropped_datagrams(const ss_server *s)
  * last copy closes.  (The server's own process closes its copy first
  * thing in ss_server_close.)
  */
-static void stop_seen(ss_server *s)
+void ss__stop_seen(ss_server *s)
 {
 	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
 	plan_started(plan_of(s), now_ns());
@@ -577,13 +573,13 @@ static int wait_ready(ss_server *s, int timeout_ms)
 		return ss__set_errno_msg(s->errmsg, n, "select");
 	for (i = 0; i < n; i++) {
 		if (ev[i].data == &wake_marker)
-			stop_seen(s);
+			ss__stop_seen(s);
 		else if (ev[i].data == &listen_marker)
 			listener = 1;
 		else if (s->mixin->dispatch)
 			s->mixin->dispatch(s, &ev[i]);
 	}
-	if (stop_pending(s))
+	if (ss__stop_pending(s))
 		return 0;
 	return listener;
 }
@@ -637,7 +633,7 @@ int ss__take_request(ss_server *s, ss_request **out, double *resume)
 	int rc;
 
 	*out = NULL;
-	if (stop_pending(s))
+	if (ss__stop_pending(s))
 		return -EAGAIN;	/* nothing is accepted after shutdown() */
 	rc = s->ops->get_request(s, &r);
 	if (rc < 0) {
@@ -706,7 +702,7 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 	rc = ss__enter_serving(s, true);
 	if (rc < 0)
 		return rc;
-	while (!stop_pending(s)) {
+	while (!ss__stop_pending(s)) {
 		rc = wait_ready(s, interval);
 		if (rc < 0)
 			break;
@@ -743,7 +739,7 @@ static int run_taken_request(ss_server *s, size_t before)
 		return 0;
 	watch_listener(s, false);
 	while (ss_server_active_count(s) > before) {
-		if (stop_pending(s)) {
+		if (ss__stop_pending(s)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -769,7 +765,7 @@ int ss_server_handle_request(ss_server *s, double timeout)
 		timeout = s->timeout;
 	deadline = timeout < 0 ? -1 : ss__now() + timeout;
 	for (;;) {
-		if (stop_pending(s)) {
+		if (ss__stop_pending(s)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -781,7 +777,7 @@ int ss_server_handle_request(ss_server *s, double timeout)
 			rc = run_taken_request(s, before);
 			break;
 		}
-		if (deadline >= 0 && ss__remaining_ms(deadline) == 0 && !stop_pending(s)) {
+		if (deadline >= 0 && ss__remaining_ms(deadline) == 0 && !ss__stop_pending(s)) {
 			s->ops->handle_timeout(s);
 			rc = -ETIMEDOUT;
 			break;
@@ -809,42 +805,6 @@ int ss_base_process_request(ss_server *s, ss_request *r)
 
 	ss_request_free(r);
 	return rc;
-}
-
-/* Keep the first failure's message; name the step if nobody did. */
-static int note(ss_request *r, int rc, const char *step)
-{
-	if (r->errcode == 0) {
-		r->errcode = rc;
-		ss__set_errno_msg(r->errmsg, rc, "%s", step);
-	}
-	return rc;
-}
-
-/*
- * Run the handler: setup; if it succeeded, handle, then finish (even when
- * handle failed), then flush the writer (stream) or send the reply
- * datagram, as Python's StreamRequestHandler/DatagramRequestHandler do in
- * finish.  Returns 0 or the first failure.
- */
-int ss_base_finish_request(ss_server *s, ss_request *r)
-{
-	const ss_handler *h = s->handler;
-	int rc = 0, rc2;
-
-	if (s->layer && (rc = s->layer->wrap(r, s->layer_data)) < 0)
-		return note(r, rc, s->layer->name);
-	if (h->setup && (rc = h->setup(r)) < 0)
-		return note(r, rc, "setup");
-	r->setup_ok = true;
-	if (h->handle && (rc = h->handle(r)) < 0)
-		note(r, rc, "handle");
-	if (h->finish && (rc2 = h->finish(r)) < 0 && rc >= 0)
-		rc = note(r, rc2, "finish");
-	rc2 = ss__is_dgram(s) ? ss__send_reply(r) : ss_flush(r);
-	if (rc2 < 0 && rc >= 0)
-		rc = note(r, rc2, ss__is_dgram(s) ? "reply" : "flush");
-	return rc < 0 ? rc : 0;
 }
 
 /* One line on stderr, written whole with one write() so lines from
@@ -890,165 +850,6 @@ void ss_base_service_actions(ss_server *s)
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
-
-ss_request *ss__request_new(ss_server *s, int fd, const ss_addr *peer)
-{
-	ss_request *r = calloc(1, sizeof *r);
-
-	if (!r)
-		return NULL;
-	if (s->handler->state_size && !(r->state = calloc(1, s->handler->state_size))) {
-		free(r);
-		return NULL;
-	}
-	r->server = s;
-	r->fd = fd;
-	r->client = *peer;
-	return r;
-}
-
-void ss_request_free(ss_request *r)
-{
-	if (!r)
-		return;
-	if (r->transport && r->transport->ops->destroy)
-		r->transport->ops->destroy(r->transport);
-	if (r->fd >= 0 && !ss__is_dgram(r->server))
-		ss__close(r->fd);
-	ss__request_buffers_free(r);
-	free(r->packet);
-	free(r->state);
-	free(r);
-}
-
-void ss_request_clear_error(ss_request *r)
-{
-	r->errcode = 0;
-	r->errmsg[0] = '\0';
-}
-
-int ss__request_finish(ss_server *s, ss_request *r)
-{
-	int rc = s->ops->finish_request(s, r);
-
-	if (rc < 0) {
-		if (r->errcode == 0)
-			note(r, rc, "request");
-		s->ops->handle_error(s, r, rc);
-	}
-	return rc;
-}
-
-int ss_server_run_request(ss_server *s, ss_request *r)
-{
-	int rc = ss__request_finish(s, r);
-
-	ss_server_shutdown_request(s, r);
-	return rc;
-}
-
-void ss_server_shutdown_request(ss_server *s, ss_request *r)
-{
-	if (r->shut)
-		return;
-	r->shut = true;
-	s->ops->shutdown_request(s, r);
-}
-
-/* The earlier of two monotonic deadlines (< 0: none). */
-static double earlier(double a, double b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
-}
-
-/*
- * When a request inline on a stopping loop is cut (< 0: not stopping, or
- * no limit), and the grace it had: close_grace from the moment it saw the
- * stop, or the server's plan (a close's explicit grace, ss_server_cut, a
- * prefork parent's close), whichever comes first.
- */
-static double inline_cut(ss_request *r, double *grace)
-{
-	ss_server *s = r->server;
-	double cut, plan, g;
-
-	if (!stop_pending(s))
-		return -1;
-	if (r->stop_deadline == 0)
-		r->stop_deadline = s->close_grace >= 0 ? ss__now() + s->close_grace : -1;
-	cut = r->stop_deadline;
-	*grace = s->close_grace;
-	plan = ss__cut_deadline(s, &g);
-	if (plan >= 0 && (cut < 0 || plan < cut)) {
-		cut = plan;
-		*grace = g;
-	}
-	return cut;
-}
-
-int ss__wait_request(ss_request *r, short events, int timeout_ms)
-{
-	ss_server *s = r->server;
-	double deadline, cut, grace = 0;
-	struct pollfd p[2];
-	int n;
-
-	if (!r->on_loop)
-		return ss__wait_fd(r->fd, events, timeout_ms);
-	deadline = timeout_ms < 0 ? -1 : ss__now() + timeout_ms / 1000.0;
-	for (;;) {
-		cut = inline_cut(r, &grace);
-		if (cut >= 0 && ss__remaining_ms(cut) == 0)
-			return ss__request_cut_error(r, grace);
-		p[0] = (struct pollfd){ .fd = r->fd, .events = events };
-		p[1] = (struct pollfd){ .fd = s->wake_fd[0], .events = POLLIN };
-		n = ss__sys.poll(p, 2, ss__remaining_ms(earlier(deadline, cut)));
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0 && p[0].revents)
-			return 0;
-		if (n > 0 && p[1].revents) {
-			/* a stop, or news of the plan: look again */
-			ss__wakeup_drain(s->wake_fd[0]);
-			stop_seen(s);
-		}
-		if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
-			return -ETIMEDOUT;
-	}
-}
-
-void ss__cut_mark_set(struct ss__cut_mark *m, double grace)
-{
-	m->grace = grace;
-	__atomic_store_n(&m->cut, 1, __ATOMIC_RELEASE);
-}
-
-void ss__request_abort(ss_request *r, double grace)
-{
-	ss__cut_mark_set(&r->cut, grace);
-	if (r->fd >= 0 && !ss__is_dgram(r->server))
-		ss__sys.shutdown(r->fd, SHUT_RDWR);
-}
-
-int ss__request_cut_error(ss_request *r, double grace)
-{
-	return ss_request_error(r, -ECANCELED,
-		"server shutting down: request cut after its %.1f s grace period",
-		grace < 0 ? 0 : grace);
-}
-
-int ss__request_was_cut(ss_request *r)
-{
-	const struct ss__cut_mark *m = r->cut_mark ? r->cut_mark : &r->cut;
-
-	if (!__atomic_load_n(&m->cut, __ATOMIC_ACQUIRE))
-		return 0;
-	return ss__request_cut_error(r, m->grace);
-}
 
 int ss__worker_after_fork(ss_server *s, const int wake[2])
 {

@@ -130,6 +130,15 @@ struct ss__buffers {
 };
 extern __thread struct ss__buffers *ss__buffers;
 
+/* The size of a stream request's reader and writer buffers. */
+#define SS__BUF_SIZE (64u * 1024u)
+
+/* A SS__BUF_SIZE buffer: a spare of the coroutine loop, or a new one
+ * (NULL without memory); and giving one of cap bytes back (to the spares
+ * if there is room, else to free()). */
+unsigned char *ss__buf_get(void);
+void ss__buf_put(void *buf, size_t cap);
+
 /* Free the spare buffers of a cache. */
 void ss__buffers_clear(struct ss__buffers *b);
 
@@ -265,6 +274,16 @@ void ss__close(int fd);
  */
 ss_request *ss__request_new(ss_server *server, int fd, const ss_addr *peer);
 
+/* True once a stop was asked for (shutdown, cut, a wakeup seen). */
+static inline bool ss__stop_pending(const ss_server *s)
+{
+	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* A stop came through the wakeup channel: note it; a worker process lets
+ * go of its copy of the listener at once. */
+void ss__stop_seen(ss_server *server);
+
 /* True for SOCK_DGRAM servers. */
 static inline bool ss__is_dgram(const ss_server *s)
 {
@@ -280,6 +299,26 @@ int ss__send_reply(ss_request *request);
 
 /* Attach the plain transport to a stream request (fd, timeout). */
 void ss__plain_transport_init(ss_request *request);
+/* Fill request->plain (fd, the handler's timeout) without attaching it. */
+void ss__plain_transport_fill(ss_request *request);
+
+/* The handler's per-connection timeout, and the one applying to the
+ * request's I/O now, as poll() milliseconds (-1: none). */
+int ss__handler_timeout_ms(const ss_request *request);
+int ss__request_timeout_ms(const ss_request *request);
+
+/* Record a failed I/O step ("recv", "send") in the request, naming the
+ * timeout for -ETIMEDOUT.  Returns err. */
+int ss__io_error(ss_request *request, const char *what, int err);
+
+/* A stream request's transport (the plain one attached if none was), or
+ * NULL once its connection is closed. */
+ss_transport *ss__request_transport(ss_request *request);
+
+/* Send len bytes through the request's transport, looping over short
+ * sends; *sent says how many went out, also on failure.  0 or a negative
+ * errno (recorded). */
+int ss__send_all(ss_request *request, const unsigned char *p, size_t len, size_t *sent);
 
 /* Lock protecting serve_forever/close ordering and mixin lists. */
 struct ss__lock {
