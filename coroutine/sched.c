@@ -324,27 +324,16 @@ static int get_stack(struct ss__coro_sched *q, struct ss__coro_stack *st)
 	return ss__coro_stack_alloc(st, size);
 }
 
-/* The request could not get a coroutine: report it once, end and free
- * it, as the loop expects.  Returns rc. */
-static int start_failed(ss_server *s, ss_request *r, int rc)
-{
-	r->errcode = ss__set_errno_msg(r->errmsg, rc, "start coroutine");
-	s->ops->handle_error(s, r, rc);
-	ss_server_shutdown_request(s, r);
-	ss_request_free(r);
-	return rc;
-}
-
 int ss__sched_spawn(struct ss__coro_sched *q, ss_request *r)
 {
 	struct ss__coro *c;
 	int rc;
 
 	if (!q->sel)
-		return start_failed(q->server, r, -EINVAL);
+		return ss_server_drop_request(q->server, r, -EINVAL, "start coroutine");
 	c = calloc(1, sizeof *c);
 	if (!c)
-		return start_failed(q->server, r, -ENOMEM);
+		return ss_server_drop_request(q->server, r, -ENOMEM, "start coroutine");
 	rc = get_stack(q, &c->stack);
 	if (rc < 0)
 		goto out_free;
@@ -367,7 +356,7 @@ out_stack:
 	ss__coro_stack_free(&c->stack);
 out_free:
 	free(c);
-	return start_failed(q->server, r, rc);
+	return ss_server_drop_request(q->server, r, rc, "start coroutine");
 }
 
 void ss__sched_dispatch(struct ss__coro_sched *q, const ss_selector_event *ev)

@@ -288,14 +288,6 @@ static void kill_children(struct forking *st)
 
 /* The request could not be given a child: report it (once), end and
  * free it, as the loop expects.  Returns rc. */
-static int start_failed(ss_server *s, ss_request *r, int rc, const char *what)
-{
-	r->errcode = ss__set_errno_msg(r->errmsg, rc, "%s", what);
-	s->ops->handle_error(s, r, rc);
-	ss_server_shutdown_request(s, r);
-	ss_request_free(r);
-	return rc;
-}
 
 /* Every child is busy and the server is stopping: the request will not
  * run.  Report it once and end it.  Returns -ECANCELED. */
@@ -304,10 +296,7 @@ static int not_started(ss_server *s, ss_request *r)
 	ss_request_error(r, -ECANCELED,
 			 "server shutting down: request not started (all %d children busy)",
 			 s->max_children);
-	s->ops->handle_error(s, r, -ECANCELED);
-	ss_server_shutdown_request(s, r);
-	ss_request_free(r);
-	return -ECANCELED;
+	return ss_server_drop_request(s, r, -ECANCELED, NULL);
 }
 
 /* The request this child runs (a child runs one). */
@@ -376,14 +365,14 @@ static int forking_process_request(ss_server *s, ss_request *r)
 			return not_started(s, r);
 	rc = reserve(st);
 	if (rc < 0)
-		return start_failed(s, r, rc, "fork (child table)");
+		return ss_server_drop_request(s, r, rc, "fork (child table)");
 	if (!ss__is_dgram(s))
 		mark = new_mark();
 	pid = ss__fork_child();
 	if (pid < 0) {
 		rc = -errno;
 		free_mark(mark);
-		return start_failed(s, r, rc, "fork");
+		return ss_server_drop_request(s, r, rc, "fork");
 	}
 	if (pid == 0)
 		child_main(s, r, mark, parent);	/* does not return */

@@ -268,18 +268,6 @@ static void wait_room(ss_server *s, struct pool *p)
 	}
 }
 
-/* The request could not be handed to a worker: report it once, end and
- * free it.  Returns rc. */
-static int start_failed(ss_server *s, ss_request *r, int rc)
-{
-	r->errcode = rc;
-	snprintf(r->errmsg, sizeof r->errmsg, "%s", s->errmsg);
-	s->ops->handle_error(s, r, rc);
-	ss_server_shutdown_request(s, r);
-	ss_request_free(r);
-	return rc;
-}
-
 /*
  * process_request: start the workers at the first call, wait for room in
  * the queue (the loop stops accepting meanwhile), queue the request and
@@ -293,7 +281,8 @@ static int pool_process_request(ss_server *s, ss_request *r)
 	int rc;
 
 	if (!p->threads && (rc = start_workers(s, p)) < 0)
-		return start_failed(s, r, rc);
+		return ss_server_drop_request(s, r, ss_request_error(r, rc, "%s", s->errmsg),
+					      NULL);
 	pthread_mutex_lock(&p->mu);
 	wait_room(s, p);
 	enqueue(p, r);

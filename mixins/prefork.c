@@ -134,7 +134,7 @@ static void board_set(int *field, int v)
 /* Show this worker's requests in flight on the scoreboard. */
 static void publish(ss_server *s, int extra)
 {
-	board_set(&w.slot->active, (int)w.inner->active_count(s) + extra);
+	board_set(&w.slot->active, (int)ss__mixin_active_count(s, w.inner) + extra);
 }
 
 /* process_request in a worker: the inner model's, counted; after
@@ -147,7 +147,7 @@ static int worker_process_request(ss_server *s, ss_request *r)
 	int rc;
 
 	publish(s, 1);
-	rc = w.inner->process_request(s, r);
+	rc = ss__mixin_process_request(s, w.inner, r);
 	publish(s, 0);
 	if (s->max_requests > 0 && ++w.served >= s->max_requests && !w.retiring) {
 		w.retiring = true;
@@ -161,8 +161,7 @@ static int worker_process_request(ss_server *s, ss_request *r)
 /* service_actions in a worker: the inner model's, then the scoreboard. */
 static void worker_service_actions(ss_server *s)
 {
-	if (w.inner->service_actions)
-		w.inner->service_actions(s);
+	ss__mixin_service_actions(s, w.inner);
 	publish(s, 0);
 }
 
@@ -231,14 +230,14 @@ worker_main(ss_server *s, struct prefork *st, int i, const int wake[2],
 	w.mixin.serve_forever = NULL;	/* the ordinary loop */
 	s->mixin = &w.mixin;
 	s->mixin_state = NULL;
-	if ((rc = w.inner->init(s)) < 0) {
+	if ((rc = ss__mixin_init(s, w.inner)) < 0) {
 		ss__set_errno_msg(s->errmsg, rc, "prefork worker: %s model", w.inner->name);
 		goto out_fail;
 	}
 	rc = ss__serve_loop(s, poll_interval);
 	ss_server_close_within(s, s->close_grace);
 	publish(s, 0);
-	w.inner->destroy(s);
+	ss__mixin_destroy(s, w.inner);
 	_exit(0);
 
 out_fail:
@@ -601,13 +600,6 @@ static int prefork_serve_forever(ss_server *s, double poll_interval)
 /* The mixin's other slots (the parent)                                */
 /* ------------------------------------------------------------------ */
 
-/* Not used while serving (the workers run requests); a request reaching
- * the parent (ss_server_handle_request) runs inline, as under sync. */
-static int prefork_process_request(ss_server *s, ss_request *r)
-{
-	return s->ops->process_request(s, r);
-}
-
 /* Reap the workers that ended (handle_request's turns). */
 static void prefork_service_actions(ss_server *s)
 {
@@ -702,7 +694,6 @@ static int prefork_coroutine_init(ss_server *s)
 const ss_mixin ss_prefork_mixin = {
 	.name = "prefork",
 	.init = plain_init,
-	.process_request = prefork_process_request,
 	.service_actions = prefork_service_actions,
 	.server_close = prefork_server_close,
 	.destroy = prefork_destroy,
@@ -714,7 +705,6 @@ const ss_mixin ss_prefork_mixin = {
 const ss_mixin ss_prefork_coroutine_mixin = {
 	.name = "prefork+coroutine",
 	.init = prefork_coroutine_init,
-	.process_request = prefork_process_request,
 	.service_actions = prefork_service_actions,
 	.server_close = prefork_server_close,
 	.destroy = prefork_destroy,

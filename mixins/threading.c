@@ -169,14 +169,6 @@ static void *thread_main(void *arg)
 
 /* The request could not be given a thread: report it (once), end and
  * free it, as the loop expects.  Returns rc. */
-static int start_failed(ss_server *s, ss_request *r, int rc)
-{
-	r->errcode = ss__set_errno_msg(r->errmsg, rc, "start thread");
-	s->ops->handle_error(s, r, rc);
-	ss_server_shutdown_request(s, r);
-	ss_request_free(r);
-	return rc;
-}
 
 /*
  * process_request: start a thread that runs the request and frees it.
@@ -196,7 +188,7 @@ static int threading_process_request(ss_server *s, ss_request *r)
 	reap(st);
 	t = calloc(1, sizeof *t);
 	if (!t)
-		return start_failed(s, r, -ENOMEM);
+		return ss_server_drop_request(s, r, -ENOMEM, "start thread");
 	t->server = s;
 	t->request = r;
 	t->detached = s->daemon_threads;
@@ -220,7 +212,7 @@ out_unlink:
 	pthread_mutex_unlock(&st->mu);
 out_free_rec:
 	free(t);
-	return start_failed(s, r, rc);
+	return ss_server_drop_request(s, r, rc, "start thread");
 }
 
 /* ------------------------------------------------------------------ */

@@ -367,13 +367,6 @@ static int cthreads_serve_forever(ss_server *s, double poll_interval)
 /* Teardown and the other slots                                        */
 /* ------------------------------------------------------------------ */
 
-/* process_request is not used (the workers accept and spawn
- * themselves); a request handed in anyway runs as under sync. */
-static int cthreads_process_request(ss_server *s, ss_request *r)
-{
-	return ss_base_process_request(s, r);
-}
-
 /* server_close: the workers finish their coroutines within grace (none
  * without block_on_close), cut the rest, and are joined. */
 static void cthreads_server_close(ss_server *s, double grace)
@@ -434,7 +427,6 @@ static size_t cthreads_active_count(ss_server *s)
 const ss_mixin ss_threads_coroutine_mixin = {
 	.name = "threads+coroutine",
 	.init = cthreads_init,
-	.process_request = cthreads_process_request,
 	.server_close = cthreads_server_close,
 	.destroy = cthreads_destroy,
 	.active_count = cthreads_active_count,

@@ -218,6 +218,18 @@ int ss__request_finish(ss_server *s, ss_request *r)
 	return rc;
 }
 
+int ss_server_drop_request(ss_server *s, ss_request *r, int err, const char *what)
+{
+	if (what)
+		ss_request_error(r, err, "%s: %s", what, strerror(-err));
+	else if (r->errcode == 0)
+		ss_request_error(r, err, "request not started: %s", strerror(-err));
+	s->ops->handle_error(s, r, r->errcode);
+	ss_server_shutdown_request(s, r);
+	ss_request_free(r);
+	return err;
+}
+
 int ss_server_run_request(ss_server *s, ss_request *r)
 {
 	int rc = ss__request_finish(s, r);

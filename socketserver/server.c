@@ -143,7 +143,7 @@ ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
 		rc = make_selector(s);	/* now: it needs a descriptor */
 	if (rc < 0)
 		goto out_err;
-	rc = s->mixin->init(s);
+	rc = ss__mixin_init(s, s->mixin);
 	if (rc < 0) {
 		ss__set_errno_msg(s->errmsg, rc, "%s mixin", s->mixin->name);
 		goto out_err;
@@ -159,7 +159,7 @@ ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
 
 out_mixin:
 	s->ops->server_close(s);
-	s->mixin->destroy(s);
+	ss__mixin_destroy(s, s->mixin);
 out_err:
 	ss__error_set(err, rc, s->errmsg);
 out_free:
@@ -389,12 +389,12 @@ void ss_server_close_within(ss_server *s, double grace)
 	if (ss__is_dgram(s)) {
 		/* requests in flight reply on the server's socket: it stays
 		 * open until they are done */
-		s->mixin->server_close(s, grace);
+		ss__mixin_server_close(s, s->mixin, grace);
 		s->ops->server_close(s);
 	} else {
 		/* stop accepting first, then wait for connections in flight */
 		s->ops->server_close(s);
-		s->mixin->server_close(s, grace);
+		ss__mixin_server_close(s, s->mixin, grace);
 	}
 }
 
@@ -409,7 +409,7 @@ void ss_server_free(ss_server *s)
 		return;
 	if (!s->is_child)
 		ss_server_close(s);
-	s->mixin->destroy(s);
+	ss__mixin_destroy(s, s->mixin);
 	if (s->fd >= 0)
 		s->ops->server_close(s);
 	release(s);
@@ -442,7 +442,7 @@ int ss_server_set_layer(ss_server *s, const ss_layer *layer, void *data)
 
 size_t ss_server_active_count(ss_server *s)
 {
-	return s->mixin->active_count ? s->mixin->active_count(s) : 0;
+	return ss__mixin_active_count(s, s->mixin);
 }
 
 unsigned long long ss_server_dropped_datagrams(const ss_server *s)
@@ -676,15 +676,14 @@ static int handle_request_noblock(ss_server *s)
 		return -EAGAIN;
 	}
 	if (r)
-		s->mixin->process_request(s, r);
+		ss__mixin_process_request(s, s->mixin, r);
 	return 0;
 }
 
 static void service(ss_server *s)
 {
 	s->ops->service_actions(s);
-	if (s->mixin->service_actions)
-		s->mixin->service_actions(s);
+	ss__mixin_service_actions(s, s->mixin);
 }
 
 int ss_server_serve_forever(ss_server *s, double poll_interval)
@@ -785,6 +784,47 @@ int ss_server_handle_request(ss_server *s, double timeout)
 	}
 	ss__leave_serving(s);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The mixin slots (NULL: the rule in ss_mixin's comment)              */
+/* ------------------------------------------------------------------ */
+
+/* The sync model: no slot at all; requests run inline through the
+ * server's own process_request. */
+const ss_mixin ss_sync_mixin = { .name = "sync" };
+
+int ss__mixin_init(ss_server *s, const ss_mixin *m)
+{
+	return m->init ? m->init(s) : 0;
+}
+
+int ss__mixin_process_request(ss_server *s, const ss_mixin *m, ss_request *r)
+{
+	return m->process_request ? m->process_request(s, r) : s->ops->process_request(s, r);
+}
+
+void ss__mixin_service_actions(ss_server *s, const ss_mixin *m)
+{
+	if (m->service_actions)
+		m->service_actions(s);
+}
+
+void ss__mixin_server_close(ss_server *s, const ss_mixin *m, double grace)
+{
+	if (m->server_close)
+		m->server_close(s, grace);
+}
+
+void ss__mixin_destroy(ss_server *s, const ss_mixin *m)
+{
+	if (m->destroy)
+		m->destroy(s);
+}
+
+size_t ss__mixin_active_count(ss_server *s, const ss_mixin *m)
+{
+	return m->active_count ? m->active_count(s) : 0;
 }
 
 /* ------------------------------------------------------------------ */

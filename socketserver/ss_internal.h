@@ -1,9 +1,33 @@
 /*
  * ss_internal.h - what the library's files share and users do not see:
  * the table of system calls (tests swap entries to inject faults), clock
- * and poll helpers, error-message helpers and request construction.
+ * and poll helpers, error-message helpers, the request's life, the stop
+ * plan, the mixin slots' call sites.
  *
- * Internal non-static names start with "ss__".  Platform #ifs live here.
+ * Internal non-static names start with "ss__".  Platform #ifs live here
+ * (and, for the context switch, in coroutine/switch.h).
+ *
+ * The layers, from the bottom, and which may use which (a file includes
+ * and calls only its own layer and those below it; nothing calls up,
+ * except through a slot of a table it was handed):
+ *
+ *   socketserver/  sys.c escape.c address.c selector.c: the platform,
+ *                  knowing nothing of servers;
+ *                  server.c kinds.c: the server, its loop, its kinds;
+ *                  request.c transport.c: a request's life and the plain
+ *                  transport (the core: the three use each other).
+ *   handlers/      the reader and writer: use the core.
+ *   layers/        TLS: uses the core's transport interface and request.
+ *   coroutine/     the coroutine runtime: uses the core (its hooks:
+ *                  ss__wait_hook, ss__buffers).
+ *   mixins/        the models: use the core and the coroutine runtime;
+ *                  mixin.c (the registry) and compose.c (the
+ *                  compositions) are the top and name every model.
+ *
+ * The core reaches a model only through server->mixin's slots, the
+ * handler I/O only through the handler's callbacks, and TLS only through
+ * the layer and transport tables.  Examples see only the public headers
+ * (socketserver/include/); tests may also include this one.
  */
 #ifndef SS_INTERNAL_H
 #define SS_INTERNAL_H
@@ -154,6 +178,19 @@ void ss__request_buffers_free(ss_request *r);
  */
 int ss__enter_serving(ss_server *server, bool need_selector);
 
+/*
+ * The mixin's slots, each called here and nowhere else, with the rule
+ * for NULL slots written in ss_mixin's comment (socketserver.h): nothing
+ * to do, nothing in flight, or the server's own process_request.  m is
+ * server->mixin, or a prefork worker's inner model.
+ */
+int ss__mixin_init(ss_server *server, const ss_mixin *m);
+int ss__mixin_process_request(ss_server *server, const ss_mixin *m, ss_request *r);
+void ss__mixin_service_actions(ss_server *server, const ss_mixin *m);
+void ss__mixin_server_close(ss_server *server, const ss_mixin *m, double grace);
+void ss__mixin_destroy(ss_server *server, const ss_mixin *m);
+size_t ss__mixin_active_count(ss_server *server, const ss_mixin *m);
+
 /* Stop the loop of this process only (ss_server_shutdown also stops a
  * prefork worker's parent, through server->forward_fd): a worker that
  * retires or was told to stop.  Async-signal-safe. */
@@ -291,9 +328,9 @@ static inline bool ss__is_dgram(const ss_server *s)
 }
 
 /*
- * End-of-request I/O, called by shutdown_request: for a stream request
- * flush is done by finish_request; this sends the datagram reply (even
- * empty) for datagram requests.  Returns 0 or a negative errno.
+ * Send a datagram request's reply (even empty) to its sender; finish_request
+ * calls it after the handler's finish, as it calls ss_flush for a stream
+ * request.  Returns 0 or a negative errno (recorded).
  */
 int ss__send_reply(ss_request *request);
 

@@ -1,6 +1,6 @@
 /*
  * t_examples_tls.c - runs the built examples/echo_tls as a user would and
- * checks the contract of issue 3:
+ * checks the TLS layer's contract:
  *
  *  - under the threading, forking, sync and coroutine models it prints
  *    "listening on ADDRESS" for 127.0.0.1:0, echoes through a TLS client

@@ -184,10 +184,13 @@ struct ss_server_ops {
 	bool (*verify_request)(ss_server *server, ss_request *request);
 	/* Run the request.  Sync by default; mixins replace this. */
 	int (*process_request)(ss_server *server, ss_request *request);
-	/* Run the handler (setup, handle, finish) on the request. */
+	/* Run the handler (setup, handle, finish) on the request, then send
+	 * what it left: the writer's buffer, or the datagram reply (one
+	 * datagram to the sender, even an empty one). */
 	int (*finish_request)(ss_server *server, ss_request *request);
-	/* End the request: half-close and close a connection, or send a
-	 * datagram reply.  Called exactly once per request. */
+	/* End the request: say goodbye (FIN, TLS close_notify) and close a
+	 * connection; a datagram request has nothing left to end, its reply
+	 * went out in finish_request.  Called exactly once per request. */
 	void (*shutdown_request)(ss_server *server, ss_request *request);
 	/* Release the request's descriptor (no half-close). */
 	void (*close_request)(ss_server *server, ss_request *request);
@@ -224,15 +227,22 @@ SS_EXTERN void ss_base_service_actions(ss_server *server);
 /*
  * A mixin replaces process_request and adds teardown partners.  The server
  * keeps the mixin's private state in server->mixin_state.
+ *
+ * Every slot but name may be NULL, and the library checks each at its one
+ * call site: a NULL init, service_actions, server_close or destroy has
+ * nothing to do; a NULL active_count means nothing is ever in flight
+ * between loop turns; a NULL process_request runs the request inline
+ * through the server's own ops->process_request (the sync model is the
+ * mixin with no slot at all).  The models are listed by ss_mixin_at().
  */
 struct ss_mixin {
-	const char *name;	/* "sync", "threading", "forking" */
+	const char *name;	/* the model's name, as -m takes it */
 	/* Allocate mixin state.  Returns 0 or a negative errno. */
 	int (*init)(ss_server *server);
 	/* Replaces ops->process_request.  Owns the request from here on:
 	 * it must (eventually, in whatever context) call
-	 * ss_server_run_request(), or on failure to start, report the error
-	 * and call ss_server_shutdown_request() + ss_request_free(). */
+	 * ss_server_run_request() and ss_request_free(), or, when it cannot
+	 * start it, ss_server_drop_request(). */
 	int (*process_request)(ss_server *server, ss_request *request);
 	/* Called on every turn of the loop, after ops->service_actions. */
 	void (*service_actions)(ss_server *server);
@@ -246,8 +256,8 @@ struct ss_mixin {
 	/* Number of requests in flight (for tests and monitoring). */
 	size_t (*active_count)(ss_server *server);
 
-	/* Optional slots (NULL: not used), for models that run their own
-	 * I/O on the loop's selector or their own loop. */
+	/* For models that run their own I/O on the loop's selector or
+	 * their own loop. */
 	/* An event on an fd the mixin registered on ss_server_selector()
 	 * with its own data.  A mixin with this slot runs its requests on
 	 * the loop, so handle_request runs the loop until its request has
@@ -261,24 +271,17 @@ struct ss_mixin {
 	int (*serve_forever)(ss_server *server, double poll_interval);
 };
 
+/* The models (ss_mixin_at() lists them; the README describes each). */
 SS_EXTERN extern const ss_mixin ss_sync_mixin;
 SS_EXTERN extern const ss_mixin ss_threading_mixin;
 SS_EXTERN extern const ss_mixin ss_forking_mixin;
-/* Bounded models (issue 4). */
-SS_EXTERN extern const ss_mixin ss_pool_mixin;	/* "pool": workers threads,
-						   a bounded queue */
-SS_EXTERN extern const ss_mixin ss_prefork_mixin;		/* "prefork": workers
-						   processes accept */
-SS_EXTERN extern const ss_mixin ss_coroutine_mixin;	/* "coroutine": one thread,
-						   a coroutine a request */
-SS_EXTERN extern const ss_mixin ss_threads_coroutine_mixin; /* "threads+coroutine":
-						   workers threads, a loop
-						   of coroutines each */
-SS_EXTERN extern const ss_mixin ss_prefork_coroutine_mixin; /* "prefork+coroutine":
-						   workers processes, a loop
-						   of coroutines each */
+SS_EXTERN extern const ss_mixin ss_pool_mixin;
+SS_EXTERN extern const ss_mixin ss_prefork_mixin;
+SS_EXTERN extern const ss_mixin ss_coroutine_mixin;
+SS_EXTERN extern const ss_mixin ss_threads_coroutine_mixin;
+SS_EXTERN extern const ss_mixin ss_prefork_coroutine_mixin;
 
-/* Find a mixin by name ("sync", "threading", "forking"); NULL if none. */
+/* Find a model by the name it has in ss_mixin.name; NULL if none. */
 SS_EXTERN const ss_mixin *ss_mixin_by_name(const char *name);
 
 /* The i-th model (i = 0, 1, ...), NULL past the last: to list them. */
@@ -406,8 +409,8 @@ struct ss_request {
  * Stream and datagram I/O for handlers.  On a stream request they read
  * from / write to the connection through its transport with the reader's
  * and writer's buffers; on a datagram request reads consume the received
- * datagram and writes build the reply, sent as one datagram to the sender
- * when the request ends (sent even when empty).
+ * datagram and writes build the reply, which finish_request sends as one
+ * datagram to the sender after the handler's finish (even when empty).
  *
  * ss_read_some   waits for and returns what is there (up to len): a count,
  *                0 at EOF, or a negative errno.
@@ -716,6 +719,14 @@ SS_EXTERN unsigned long long ss_server_dropped_datagrams(const ss_server *server
  * on failure handle_error (once), then shutdown_request.  Does not free
  * the request.  Returns finish_request's result. */
 SS_EXTERN int ss_server_run_request(ss_server *server, ss_request *request);
+
+/* A mixin could not start the request (no thread, no child, no room, the
+ * server stopping): record "WHAT: <strerror(err)>" (what NULL: keep the
+ * message already recorded with ss_request_error, or say it was not
+ * started), report it once to handle_error, end it and free it, as every
+ * mixin must for a request it does not run.  Returns err. */
+SS_EXTERN int ss_server_drop_request(ss_server *server, ss_request *request, int err,
+				     const char *what);
 
 /* End a request exactly once (later calls do nothing). */
 SS_EXTERN void ss_server_shutdown_request(ss_server *server, ss_request *request);
