@@ -27,16 +27,22 @@ static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int bad(ss_error *err, int code, const char *text, const char *fmt, ...)
 {
-	char why[SS_ERRMSG_MAX], t[128], w[350];
+	static const char head[] = "cannot parse address '";
+	char why[SS_ERRMSG_MAX], t[SS_ERRMSG_MAX], w[SS_ERRMSG_MAX / 2];
+	size_t room;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
 	if (err) {
+		/* the whole text the user typed, as far as the message holds
+		 * it after the reason */
+		ss__escape_str(w, sizeof w, why);
+		room = sizeof err->msg - (sizeof head - 1) - strlen(w) - 3;
 		err->code = code;
-		snprintf(err->msg, sizeof err->msg, "cannot parse address '%s': %s",
-			 ss__escape_str(t, sizeof t, text), ss__escape_str(w, sizeof w, why));
+		snprintf(err->msg, sizeof err->msg, "%s%s': %s", head,
+			 ss__escape_str(t, room, text ? text : "(null)"), w);
 	}
 	return code;
 }

@@ -178,8 +178,10 @@ int ss__set_errno_msg(char *buf, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	snprintf(buf, SS_ERRMSG_MAX, "%.*s: %s", SS_ERRMSG_MAX / 2, what,
-		 strerror(-err));
+	/* the cause always fits; the step (which quotes addresses) gets
+	 * the rest of the message */
+	snprintf(buf, SS_ERRMSG_MAX, "%.*s: %s",
+		 (int)(SS_ERRMSG_MAX - 3 - strlen(strerror(-err))), what, strerror(-err));
 	return err;
 }
 

@@ -43,7 +43,7 @@ static void round_trip(const char *text, int family, const char *want,
 static void parse_fails(const char *text, int family, const char *must_have)
 {
 	ss_error err = { 0 };
-	char want[300];
+	char want[SS_ERRMSG_MAX];
 	ss_addr a;
 	int rc;
 
@@ -199,6 +199,28 @@ static void unix_unnamed(void)
 	       "unnamed unix address formats as '(unnamed)'");
 }
 
+/* Messages quote the whole address the user typed: a 148-byte unix path
+ * that is too long, and a 107-byte one that cannot be bound. */
+static void long_paths(void)
+{
+	char path[200], fits[108];
+	ss_error err = { 0 };
+	ss_server *s;
+
+	memset(path, 'p', 148);
+	memcpy(path, "/no/such/dir/", 13);
+	path[148] = '\0';
+	parse_fails(path, AF_UNIX, "too long");
+	memcpy(fits, path, 107);
+	fits[107] = '\0';
+	s = ss_unix_stream_server_new(fits, NULL, &err);
+	ok(!s, "a 107-byte path under a missing directory cannot be bound");
+	ss_server_free(s);
+	if (!ok(strstr(err.msg, fits) != NULL && strstr(err.msg, "No such file or directory"),
+		"the bind error quotes the whole path and the cause"))
+		tap_diag("message: '%s'", err.msg);
+}
+
 int main(void)
 {
 	inet_round_trips();
@@ -208,5 +230,6 @@ int main(void)
 	null_err();
 	unix_paths();
 	unix_unnamed();
+	long_paths();
 	return tap_done();
 }
