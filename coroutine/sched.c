@@ -449,9 +449,9 @@ static void drain_turn(struct ss__coro_sched *q, double deadline)
 	if (n < 0)
 		wake_all(q);	/* a broken selector: let the waits retry */
 	for (i = 0; i < n; i++) {
-		if (ev[i].fd == s->wake_fd[0]) {
+		if (ev[i].fd == ss__srv(s)->wake_fd[0]) {
 			/* closing: a stop request means nothing */
-			ss__wakeup_drain(s->wake_fd[0]);
+			ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
 		} else if (ev[i].fd != s->fd) {
 			ss__sched_dispatch(q, &ev[i]);
 		}

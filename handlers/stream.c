@@ -37,15 +37,15 @@ static void release_idle_buffers(ss_request *r)
 {
 	if (!ss__buffers)
 		return;
-	if (r->rbuf && r->rpos >= r->rlen) {
-		ss__buf_put(r->rbuf, r->rcap);
-		r->rbuf = NULL;
-		r->rcap = r->rpos = r->rlen = 0;
+	if (ss__rq(r)->rbuf && ss__rq(r)->rpos >= ss__rq(r)->rlen) {
+		ss__buf_put(ss__rq(r)->rbuf, ss__rq(r)->rcap);
+		ss__rq(r)->rbuf = NULL;
+		ss__rq(r)->rcap = ss__rq(r)->rpos = ss__rq(r)->rlen = 0;
 	}
-	if (r->wbuf && r->wlen == 0) {
-		ss__buf_put(r->wbuf, r->wcap);
-		r->wbuf = NULL;
-		r->wcap = 0;
+	if (ss__rq(r)->wbuf && ss__rq(r)->wlen == 0) {
+		ss__buf_put(ss__rq(r)->wbuf, ss__rq(r)->wcap);
+		ss__rq(r)->wbuf = NULL;
+		ss__rq(r)->wcap = 0;
 	}
 }
 
@@ -62,7 +62,7 @@ static void release_idle_buffers(ss_request *r)
 static bool polls_for_input(const ss_request *r, const ss_transport *t)
 {
 	return t->ops == &ss_plain_transport_ops &&
-	       (t->timeout_ms >= 0 || r->on_loop || ss__wait_hook);
+	       (t->timeout_ms >= 0 || ss__rq(r)->on_loop || ss__wait_hook);
 }
 
 /*
@@ -83,28 +83,28 @@ static ssize_t stream_recv(ss_request *r, void *buf, size_t len)
 	ssize_t n;
 	int rc;
 
-	if (r->eof)
+	if (ss__rq(r)->eof)
 		return 0;
 	if (!(t = ss__request_transport(r)))
 		return ss__io_error(r, "recv", -EBADF);
-	if (r->wlen > 0)
+	if (ss__rq(r)->wlen > 0)
 		(void)ss_flush(r);
-	if (r->drained && polls_for_input(r, t)) {
+	if (ss__rq(r)->drained && polls_for_input(r, t)) {
 		release_idle_buffers(r);
 		if ((rc = ss__wait_request(r, POLLIN, t->timeout_ms)) < 0)
 			return ss__io_error(r, "recv", rc);
 	}
 	if (!buf) {
-		if (!r->rbuf && !(r->rbuf = ss__buf_get()))
+		if (!ss__rq(r)->rbuf && !(ss__rq(r)->rbuf = ss__buf_get()))
 			return ss_request_error(r, -ENOMEM, "recv: out of memory");
-		r->rcap = BUF_SIZE;
-		buf = r->rbuf;
-		len = r->rcap;
+		ss__rq(r)->rcap = BUF_SIZE;
+		buf = ss__rq(r)->rbuf;
+		len = ss__rq(r)->rcap;
 	}
 	n = t->ops->recv(t, buf, len);
-	r->drained = n > 0 && (size_t)n < len;
+	ss__rq(r)->drained = n > 0 && (size_t)n < len;
 	if (n == 0)
-		r->eof = true;
+		ss__rq(r)->eof = true;
 	if (n <= 0 && (rc = ss__request_was_cut(r)) < 0)
 		return rc;	/* not the peer's EOF or error: close cut it */
 	if (n < 0)
@@ -118,10 +118,10 @@ static ssize_t fill(ss_request *r)
 {
 	ssize_t n;
 
-	r->rpos = r->rlen = 0;
+	ss__rq(r)->rpos = ss__rq(r)->rlen = 0;
 	n = stream_recv(r, NULL, 0);
 	if (n > 0)
-		r->rlen = (size_t)n;
+		ss__rq(r)->rlen = (size_t)n;
 	return n;
 }
 
@@ -136,15 +136,15 @@ static ssize_t peek(ss_request *r, const unsigned char **p)
 	ssize_t n;
 
 	if (ss__is_dgram(r->server)) {
-		if (!r->packet || r->rpos >= r->packet_len)
+		if (!r->packet || ss__rq(r)->rpos >= r->packet_len)
 			return 0;
-		*p = r->packet + r->rpos;
-		return (ssize_t)(r->packet_len - r->rpos);
+		*p = r->packet + ss__rq(r)->rpos;
+		return (ssize_t)(r->packet_len - ss__rq(r)->rpos);
 	}
-	if (r->rpos >= r->rlen && (n = fill(r)) <= 0)
+	if (ss__rq(r)->rpos >= ss__rq(r)->rlen && (n = fill(r)) <= 0)
 		return n;
-	*p = r->rbuf + r->rpos;
-	return (ssize_t)(r->rlen - r->rpos);
+	*p = ss__rq(r)->rbuf + ss__rq(r)->rpos;
+	return (ssize_t)(ss__rq(r)->rlen - ss__rq(r)->rpos);
 }
 
 ssize_t ss_read_some(ss_request *r, void *buf, size_t len)
@@ -157,14 +157,14 @@ ssize_t ss_read_some(ss_request *r, void *buf, size_t len)
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	/* A large read with nothing buffered skips the copy. */
-	if (!ss__is_dgram(r->server) && r->rpos >= r->rlen && len >= BUF_SIZE)
+	if (!ss__is_dgram(r->server) && ss__rq(r)->rpos >= ss__rq(r)->rlen && len >= BUF_SIZE)
 		return stream_recv(r, buf, len);
 	if ((n = peek(r, &p)) <= 0)
 		return n;
 	if ((size_t)n > len)
 		n = (ssize_t)len;
 	memcpy(buf, p, (size_t)n);
-	r->rpos += (size_t)n;
+	ss__rq(r)->rpos += (size_t)n;
 	return n;
 }
 
@@ -180,7 +180,7 @@ ssize_t ss_read_view(ss_request *r, const void **data, size_t max)
 	if ((size_t)n > max)
 		n = (ssize_t)max;
 	*data = p;
-	r->rpos += (size_t)n;
+	ss__rq(r)->rpos += (size_t)n;
 	return n;
 }
 
@@ -230,7 +230,7 @@ ssize_t ss_read_line(ss_request *r, char *buf, size_t max)
 		if ((nl = memchr(p, '\n', k)))
 			k = (size_t)(nl - p) + 1;
 		memcpy(buf + got, p, k);
-		r->rpos += k;
+		ss__rq(r)->rpos += k;
 		got += k;
 		if (nl) {
 			buf[got] = '\0';
@@ -254,21 +254,21 @@ static ssize_t stream_write(ss_request *r, const unsigned char *p, size_t len)
 	int rc;
 
 	while (left > 0) {
-		if (r->wlen == 0 && left >= BUF_SIZE) {
+		if (ss__rq(r)->wlen == 0 && left >= BUF_SIZE) {
 			rc = ss__send_all(r, p, left, &sent);
 			return rc < 0 ? rc : (ssize_t)len;
 		}
-		if (!r->wbuf) {
-			if (!(r->wbuf = ss__buf_get()))
+		if (!ss__rq(r)->wbuf) {
+			if (!(ss__rq(r)->wbuf = ss__buf_get()))
 				return ss_request_error(r, -ENOMEM, "send: out of memory");
-			r->wcap = BUF_SIZE;
+			ss__rq(r)->wcap = BUF_SIZE;
 		}
-		k = r->wcap - r->wlen < left ? r->wcap - r->wlen : left;
-		memcpy(r->wbuf + r->wlen, p, k);
-		r->wlen += k;
+		k = ss__rq(r)->wcap - ss__rq(r)->wlen < left ? ss__rq(r)->wcap - ss__rq(r)->wlen : left;
+		memcpy(ss__rq(r)->wbuf + ss__rq(r)->wlen, p, k);
+		ss__rq(r)->wlen += k;
 		p += k;
 		left -= k;
-		if (r->wlen == r->wcap && (rc = ss_flush(r)) < 0)
+		if (ss__rq(r)->wlen == ss__rq(r)->wcap && (rc = ss_flush(r)) < 0)
 			return rc;
 	}
 	return (ssize_t)len;
@@ -281,23 +281,23 @@ static ssize_t dgram_write(ss_request *r, const void *p, size_t len)
 	unsigned char *nb;
 	size_t cap;
 
-	if (len > REPLY_MAX - r->wlen)
+	if (len > REPLY_MAX - ss__rq(r)->wlen)
 		return ss_request_error(r, -EMSGSIZE,
 					"reply: %zu bytes would exceed the %u-byte datagram reply limit",
-					r->wlen + len, REPLY_MAX);
-	if (r->wlen + len > r->wcap) {
-		cap = r->wcap ? r->wcap : REPLY_MIN;
-		while (cap < r->wlen + len)
+					ss__rq(r)->wlen + len, REPLY_MAX);
+	if (ss__rq(r)->wlen + len > ss__rq(r)->wcap) {
+		cap = ss__rq(r)->wcap ? ss__rq(r)->wcap : REPLY_MIN;
+		while (cap < ss__rq(r)->wlen + len)
 			cap *= 2;
 		if (cap > REPLY_MAX)
 			cap = REPLY_MAX;
-		if (!(nb = realloc(r->wbuf, cap)))
+		if (!(nb = realloc(ss__rq(r)->wbuf, cap)))
 			return ss_request_error(r, -ENOMEM, "reply: out of memory");
-		r->wbuf = nb;
-		r->wcap = cap;
+		ss__rq(r)->wbuf = nb;
+		ss__rq(r)->wcap = cap;
 	}
-	memcpy(r->wbuf + r->wlen, p, len);
-	r->wlen += len;
+	memcpy(ss__rq(r)->wbuf + ss__rq(r)->wlen, p, len);
+	ss__rq(r)->wlen += len;
 	return (ssize_t)len;
 }
 

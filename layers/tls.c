@@ -903,7 +903,7 @@ void ss_tls_config_free(ss_tls_config *c)
 static ssize_t inner_io(struct tls_conn *c, void *rbuf, const void *wbuf,
 			size_t len)
 {
-	ss_transport *in = &c->base.request->plain;
+	ss_transport *in = &ss__rq(c->base.request)->plain;
 	ssize_t n;
 
 	if (c->deadline > 0)
@@ -1107,7 +1107,7 @@ static int handshake_error(struct tls_conn *c, int ssl_err, int timeout_ms)
  * negative errno (recorded). */
 static int handshake(struct tls_conn *c, const ss_tls_config *cfg)
 {
-	ss_transport *in = &c->base.request->plain;
+	ss_transport *in = &ss__rq(c->base.request)->plain;
 	int saved = in->timeout_ms, limit = saved, rc;
 
 	if (cfg->o.handshake_timeout > 0) {
@@ -1202,7 +1202,7 @@ static ssize_t tls_send(ss_transport *t, const void *buf, size_t len)
 static int tls_shutdown(ss_transport *t)
 {
 	struct tls_conn *c = conn_of(t);
-	ss_transport *in = &t->request->plain;
+	ss_transport *in = &ss__rq(t->request)->plain;
 	int rc = 0, rc2;
 
 	if (!c->fatal) {
@@ -1268,7 +1268,7 @@ static int tls_wrap(ss_request *r, void *data)
 	BIO *bio;
 	int rc;
 
-	if (!r->plain.ops)
+	if (!ss__rq(r)->plain.ops)
 		ss__plain_transport_init(r);
 	no_nagle(r);
 	if (!(c = calloc(1, sizeof *c)))
@@ -1276,7 +1276,7 @@ static int tls_wrap(ss_request *r, void *data)
 	c->base.ops = &tls_transport_ops;
 	c->base.request = r;
 	c->base.fd = r->fd;
-	c->base.timeout_ms = r->plain.timeout_ms;
+	c->base.timeout_ms = ss__rq(r)->plain.timeout_ms;
 	c->gen = gen_get(cfg);
 	ERR_clear_error();
 	if (!(c->ssl = SSL_new(c->gen->ctx))) {
@@ -1292,7 +1292,7 @@ static int tls_wrap(ss_request *r, void *data)
 	SSL_set_bio(c->ssl, bio, bio);		/* the SSL owns it now */
 	if ((rc = handshake(c, cfg)) < 0)
 		goto out_free_ssl;
-	r->transport = &c->base;
+	ss__rq(r)->transport = &c->base;
 	return 0;
 
 out_free_ssl:
@@ -1322,9 +1322,9 @@ int ss_server_use_tls(ss_server *s, ss_tls_config *c)
 /* The TLS connection of a request, or NULL if it is not TLS. */
 static struct tls_conn *tls_of(const ss_request *r)
 {
-	if (!r || !r->transport || r->transport->ops != &tls_transport_ops)
+	if (!r || !ss__rq(r)->transport || ss__rq(r)->transport->ops != &tls_transport_ops)
 		return NULL;
-	return conn_of(r->transport);
+	return conn_of(ss__rq(r)->transport);
 }
 
 bool ss_tls_active(const ss_request *r)

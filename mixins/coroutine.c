@@ -35,7 +35,7 @@ static int coroutine_process_request(ss_server *s, ss_request *r)
 	struct ss__coro_sched *q = sched_of(s);
 
 	if (q->count == 0 || !q->sel)
-		q->sel = s->sel;
+		q->sel = ss__srv(s)->sel;
 	return ss__sched_spawn(q, r);
 }
 

@@ -212,9 +212,9 @@ static int reap_some(ss_server *s, struct forking *st, double deadline)
 		left = ss__remaining_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;
-		wait_some(st, s ? s->wake_fd[0] : -1, left);
+		wait_some(st, s ? ss__srv(s)->wake_fd[0] : -1, left);
 		if (s && st->pfd[0].revents)
-			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&ss__srv(s)->stop_requested, 1, __ATOMIC_RELEASE);
 	}
 }
 
@@ -310,7 +310,7 @@ static void child_cut(void)
 {
 	ss_request *r = child_request;
 
-	ss__cut_mark_set(r->cut_mark ? r->cut_mark : &r->cut, 0);
+	ss__cut_mark_set(ss__rq(r)->cut_mark ? ss__rq(r)->cut_mark : &ss__rq(r)->cut, 0);
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		shutdown(r->fd, SHUT_RDWR);
 }
@@ -330,7 +330,7 @@ static void child_main(ss_server *s, ss_request *r, struct ss__cut_mark *mark,
 	size_t i;
 	int rc;
 
-	r->cut_mark = mark;
+	ss__rq(r)->cut_mark = mark;
 	child_request = r;
 	ss__child_signals(parent, child_cut, child_cut);
 	ss__child_after_fork(s);

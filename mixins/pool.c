@@ -258,9 +258,9 @@ static void wait_room(ss_server *s, struct pool *p)
 		p->waiting_room = true;
 		pthread_mutex_unlock(&p->mu);
 		fds[0] = (struct pollfd){ .fd = p->room_fd, .events = POLLIN };
-		fds[1] = (struct pollfd){ .fd = s->wake_fd[0], .events = POLLIN };
+		fds[1] = (struct pollfd){ .fd = ss__srv(s)->wake_fd[0], .events = POLLIN };
 		if (poll(fds, 2, -1) > 0 && (fds[1].revents & POLLIN))
-			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&ss__srv(s)->stop_requested, 1, __ATOMIC_RELEASE);
 		if (read(p->room_fd, &n, sizeof n) < 0)
 			n = 0;	/* EAGAIN: no wake-up was pending */
 		pthread_mutex_lock(&p->mu);

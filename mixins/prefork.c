@@ -196,7 +196,7 @@ static void drop_parent_state(ss_server *s, struct prefork *st)
 	}
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
-	s->serving = false;
+	ss__srv(s)->serving = false;
 }
 
 /*
@@ -215,14 +215,14 @@ worker_main(ss_server *s, struct prefork *st, int i, const int wake[2],
 	w.inner = st->inner;
 	w.slot = &st->board[i];
 	w.server = s;
-	s->forward_fd = fcntl(s->wake_fd[1], F_DUPFD_CLOEXEC, 0);
+	ss__srv(s)->forward_fd = fcntl(ss__srv(s)->wake_fd[1], F_DUPFD_CLOEXEC, 0);
 	drop_parent_state(s, st);
 	if ((rc = ss__worker_after_fork(s, wake)) < 0)
 		goto out_fail;
 	/* the parent's plan is read, this worker's own is written */
-	s->parent_plan = &st->map->plan;
-	ss__plan_reset(&s->stop_plan);
-	s->plan = &s->stop_plan;
+	ss__srv(s)->parent_plan = &st->map->plan;
+	ss__plan_reset(&ss__srv(s)->stop_plan);
+	ss__srv(s)->plan = &ss__srv(s)->stop_plan;
 	ss__child_signals(parent, worker_end, worker_orphaned);
 	w.mixin = *w.inner;
 	w.mixin.process_request = worker_process_request;
@@ -370,7 +370,7 @@ static bool wait_event(ss_server *s, struct prefork *st, bool wake, int timeout_
 	nfds_t n = 0;
 	int i, live = 0;
 
-	st->pfd[n++] = (struct pollfd){ .fd = wake ? s->wake_fd[0] : -1, .events = POLLIN };
+	st->pfd[n++] = (struct pollfd){ .fd = wake ? ss__srv(s)->wake_fd[0] : -1, .events = POLLIN };
 	for (i = 0; i < st->nslots; i++) {
 		if (st->slots[i].pid == 0)
 			continue;
@@ -420,7 +420,7 @@ static void stop_all(ss_server *s, struct prefork *st, bool now)
 		if (kill_at >= 0 && ss__remaining_ms(kill_at) == 0)
 			break;
 		if (wait_event(s, st, true, ss__remaining_ms(kill_at))) {
-			ss__wakeup_drain(s->wake_fd[0]);
+			ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
 			poke_all(st);
 		}
 	}
@@ -465,7 +465,7 @@ static void unmap_board(ss_server *s, struct prefork *st)
 {
 	if (!st->map)
 		return;
-	ss__plan_move(s, &s->stop_plan);
+	ss__plan_move(s, &ss__srv(s)->stop_plan);
 	munmap(st->map, board_size(st->nslots));
 	st->map = NULL;
 	st->board = NULL;
@@ -586,7 +586,7 @@ static int prefork_serve_forever(ss_server *s, double poll_interval)
 		s->ops->service_actions(s);
 		ms = due >= 0 && (interval < 0 || due < interval) ? due : interval;
 		if (wait_event(s, st, true, ms))
-			__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&ss__srv(s)->stop_requested, 1, __ATOMIC_RELEASE);
 	}
 	if (st->slots)
 		for (int i = 0; i < st->nslots; i++)

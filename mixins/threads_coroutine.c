@@ -354,7 +354,7 @@ static int cthreads_serve_forever(ss_server *s, double poll_interval)
 	}
 	set_accepting(st, true);
 	while (!ss__stop_pending(s)) {
-		if (ss__wait_fd(s->wake_fd[0], POLLIN, interval) == 0)
+		if (ss__wait_fd(ss__srv(s)->wake_fd[0], POLLIN, interval) == 0)
 			break;
 		s->ops->service_actions(s);
 	}

@@ -145,9 +145,9 @@ static int unix_bind(ss_server *s)
 	if (rc < 0)
 		goto out_close;
 	if (!is_abstract(&s->requested) && stat(path, &st) == 0) {
-		s->unlink_on_close = true;
-		s->sock_dev = st.st_dev;
-		s->sock_ino = st.st_ino;
+		ss__srv(s)->unlink_on_close = true;
+		ss__srv(s)->sock_dev = st.st_dev;
+		ss__srv(s)->sock_ino = st.st_ino;
 	}
 	return 0;
 
@@ -184,10 +184,10 @@ static void unlink_own_socket(ss_server *s)
 	const char *path = ((struct sockaddr_un *)&s->requested.ss)->sun_path;
 	struct stat st;
 
-	if (!s->unlink_on_close || s->is_child)
+	if (!ss__srv(s)->unlink_on_close || ss__srv(s)->is_child)
 		return;
-	s->unlink_on_close = false;
-	if (stat(path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
+	ss__srv(s)->unlink_on_close = false;
+	if (stat(path, &st) == 0 && st.st_dev == ss__srv(s)->sock_dev && st.st_ino == ss__srv(s)->sock_ino)
 		unlink(path);
 }
 
@@ -244,14 +244,14 @@ static int stream_get_request(ss_server *s, ss_request **out)
  * the first datagram). */
 static int packet_buffer(ss_server *s)
 {
-	if (s->packet_buf && s->packet_cap == s->max_packet_size)
+	if (ss__srv(s)->packet_buf && ss__srv(s)->packet_cap == s->max_packet_size)
 		return 0;
-	free(s->packet_buf);
-	s->packet_cap = 0;
-	s->packet_buf = malloc(s->max_packet_size ? s->max_packet_size : 1);
-	if (!s->packet_buf)
+	free(ss__srv(s)->packet_buf);
+	ss__srv(s)->packet_cap = 0;
+	ss__srv(s)->packet_buf = malloc(s->max_packet_size ? s->max_packet_size : 1);
+	if (!ss__srv(s)->packet_buf)
 		return -ENOMEM;
-	s->packet_cap = s->max_packet_size;
+	ss__srv(s)->packet_cap = s->max_packet_size;
 	return 0;
 }
 
@@ -406,7 +406,7 @@ static int drop_datagram(ss_server *s, const ss_addr *peer, const char *why, int
 {
 	char a[SS_ADDRSTRLEN];
 
-	if (__atomic_fetch_add(s->dropped, 1, __ATOMIC_RELAXED) != 0)
+	if (__atomic_fetch_add(ss__srv(s)->dropped, 1, __ATOMIC_RELAXED) != 0)
 		return -EAGAIN;
 	snprintf(s->errmsg, sizeof s->errmsg,
 		 "datagram from %s dropped unanswered: %s (later ones are counted, not reported)",
@@ -434,7 +434,7 @@ static int dgram_get_request(ss_server *s, ss_request **out)
 	memset(&peer, 0, sizeof peer);
 	peer.len = sizeof peer.ss;
 	do
-		n = ss__sys.recvfrom(s->fd, s->packet_buf, s->packet_cap,
+		n = ss__sys.recvfrom(s->fd, ss__srv(s)->packet_buf, ss__srv(s)->packet_cap,
 				     MSG_DONTWAIT | MSG_TRUNC,
 				     (struct sockaddr *)&peer.ss, &peer.len);
 	while (n < 0 && errno == EINTR);
@@ -446,10 +446,10 @@ static int dgram_get_request(ss_server *s, ss_request **out)
 	peer.family = peer.ss.ss_family;
 	if ((why = reply_loops(s, &peer, &code)))
 		return drop_datagram(s, &peer, why, code);
-	if ((size_t)n > s->packet_cap) {
+	if ((size_t)n > ss__srv(s)->packet_cap) {
 		snprintf(s->errmsg, sizeof s->errmsg,
 			 "recvfrom %s: datagram of %zd bytes is larger than max_packet_size %zu; dropped",
-			 ss_addr_format(&peer, a, sizeof a), n, s->packet_cap);
+			 ss_addr_format(&peer, a, sizeof a), n, ss__srv(s)->packet_cap);
 		return -EMSGSIZE;
 	}
 	r = ss__request_new(s, s->fd, &peer);
@@ -457,7 +457,7 @@ static int dgram_get_request(ss_server *s, ss_request **out)
 		ss_request_free(r);
 		return ss__set_errno_msg(s->errmsg, -ENOMEM, "recvfrom");
 	}
-	memcpy(r->packet, s->packet_buf, (size_t)n);
+	memcpy(r->packet, ss__srv(s)->packet_buf, (size_t)n);
 	r->packet_len = (size_t)n;
 	*out = r;
 	return 0;
@@ -474,8 +474,8 @@ static void stream_close_request(ss_server *s, ss_request *r)
  * close_notify, through the transport), then close. */
 static void stream_shutdown_request(ss_server *s, ss_request *r)
 {
-	if (r->fd >= 0 && r->transport && r->transport->ops->shutdown)
-		r->transport->ops->shutdown(r->transport);
+	if (r->fd >= 0 && ss__rq(r)->transport && ss__rq(r)->transport->ops->shutdown)
+		ss__rq(r)->transport->ops->shutdown(ss__rq(r)->transport);
 	s->ops->close_request(s, r);
 }
 

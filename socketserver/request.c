@@ -22,12 +22,14 @@
 
 ss_request *ss__request_new(ss_server *s, int fd, const ss_addr *peer)
 {
-	ss_request *r = calloc(1, sizeof *r);
+	struct ss__request *lr = calloc(1, sizeof *lr);
+	ss_request *r;
 
-	if (!r)
+	if (!lr)
 		return NULL;
+	r = &lr->pub;
 	if (s->handler->state_size && !(r->state = calloc(1, s->handler->state_size))) {
-		free(r);
+		free(lr);
 		return NULL;
 	}
 	r->server = s;
@@ -36,18 +38,28 @@ ss_request *ss__request_new(ss_server *s, int fd, const ss_addr *peer)
 	return r;
 }
 
+ss_transport *ss_request_transport(ss_request *r)
+{
+	return ss__rq(r)->transport;
+}
+
+void ss_request_set_transport(ss_request *r, ss_transport *t)
+{
+	ss__rq(r)->transport = t;
+}
+
 void ss_request_free(ss_request *r)
 {
 	if (!r)
 		return;
-	if (r->transport && r->transport->ops->destroy)
-		r->transport->ops->destroy(r->transport);
+	if (ss__rq(r)->transport && ss__rq(r)->transport->ops->destroy)
+		ss__rq(r)->transport->ops->destroy(ss__rq(r)->transport);
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		ss__close(r->fd);
 	ss__request_buffers_free(r);
 	free(r->packet);
 	free(r->state);
-	free(r);
+	free(ss__rq(r));
 }
 
 /* ------------------------------------------------------------------ */
@@ -104,10 +116,10 @@ int ss__handler_timeout_ms(const ss_request *r)
 /* The timeout currently applying to the request's I/O, in ms (-1: none). */
 int ss__request_timeout_ms(const ss_request *r)
 {
-	if (r->transport)
-		return r->transport->timeout_ms;
-	if (r->plain.ops)
-		return r->plain.timeout_ms;
+	if (ss__rq(r)->transport)
+		return ss__rq(r)->transport->timeout_ms;
+	if (ss__rq(r)->plain.ops)
+		return ss__rq(r)->plain.timeout_ms;
 	return ss__handler_timeout_ms(r);
 }
 
@@ -127,11 +139,11 @@ void ss_request_set_timeout(ss_request *r, double seconds)
 {
 	int ms = ss__timeout_ms(seconds <= 0 ? -1 : seconds);
 
-	if (!r->plain.ops)
+	if (!ss__rq(r)->plain.ops)
 		ss__plain_transport_fill(r);
-	r->plain.timeout_ms = ms;
-	if (r->transport)
-		r->transport->timeout_ms = ms;
+	ss__rq(r)->plain.timeout_ms = ms;
+	if (ss__rq(r)->transport)
+		ss__rq(r)->transport->timeout_ms = ms;
 }
 
 /* ------------------------------------------------------------------ */
@@ -170,10 +182,10 @@ void ss__buffers_clear(struct ss__buffers *b)
 
 void ss__request_buffers_free(ss_request *r)
 {
-	ss__buf_put(r->rbuf, r->rcap);
-	ss__buf_put(r->wbuf, r->wcap);
-	r->rbuf = r->wbuf = NULL;
-	r->rcap = r->rpos = r->rlen = r->wcap = r->wlen = 0;
+	ss__buf_put(ss__rq(r)->rbuf, ss__rq(r)->rcap);
+	ss__buf_put(ss__rq(r)->wbuf, ss__rq(r)->wcap);
+	ss__rq(r)->rbuf = ss__rq(r)->wbuf = NULL;
+	ss__rq(r)->rcap = ss__rq(r)->rpos = ss__rq(r)->rlen = ss__rq(r)->wcap = ss__rq(r)->wlen = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -191,11 +203,11 @@ int ss_base_finish_request(ss_server *s, ss_request *r)
 	const ss_handler *h = s->handler;
 	int rc = 0, rc2;
 
-	if (s->layer && (rc = s->layer->wrap(r, s->layer_data)) < 0)
-		return note(r, rc, s->layer->name);
+	if (ss__srv(s)->layer && (rc = ss__srv(s)->layer->wrap(r, ss__srv(s)->layer_data)) < 0)
+		return note(r, rc, ss__srv(s)->layer->name);
 	if (h->setup && (rc = h->setup(r)) < 0)
 		return note(r, rc, "setup");
-	r->setup_ok = true;
+	ss__rq(r)->setup_ok = true;
 	if (h->handle && (rc = h->handle(r)) < 0)
 		note(r, rc, "handle");
 	if (h->finish && (rc2 = h->finish(r)) < 0 && rc >= 0)
@@ -240,9 +252,9 @@ int ss_server_run_request(ss_server *s, ss_request *r)
 
 void ss_server_shutdown_request(ss_server *s, ss_request *r)
 {
-	if (r->shut)
+	if (ss__rq(r)->shut)
 		return;
-	r->shut = true;
+	ss__rq(r)->shut = true;
 	s->ops->shutdown_request(s, r);
 }
 
@@ -256,9 +268,9 @@ ss_transport *ss__request_transport(ss_request *r)
 {
 	if (r->fd < 0)
 		return NULL;
-	if (!r->transport)
+	if (!ss__rq(r)->transport)
 		ss__plain_transport_init(r);
-	return r->transport;
+	return ss__rq(r)->transport;
 }
 
 /* Send len bytes through the transport, looping over short sends; *sent
@@ -294,12 +306,12 @@ int ss_flush(ss_request *r)
 	size_t sent;
 	int rc;
 
-	if (ss__is_dgram(r->server) || r->wlen == 0)
+	if (ss__is_dgram(r->server) || ss__rq(r)->wlen == 0)
 		return 0;
-	rc = ss__send_all(r, r->wbuf, r->wlen, &sent);
-	if (sent < r->wlen)
-		memmove(r->wbuf, r->wbuf + sent, r->wlen - sent);
-	r->wlen -= sent;
+	rc = ss__send_all(r, ss__rq(r)->wbuf, ss__rq(r)->wlen, &sent);
+	if (sent < ss__rq(r)->wlen)
+		memmove(ss__rq(r)->wbuf, ss__rq(r)->wbuf + sent, ss__rq(r)->wlen - sent);
+	ss__rq(r)->wlen -= sent;
 	return rc;
 }
 
@@ -329,7 +341,7 @@ static int reply_error(ss_request *r, int err)
 int ss__send_reply(ss_request *r)
 {
 	static const unsigned char empty[1];
-	const void *p = r->wbuf ? (const void *)r->wbuf : (const void *)empty;
+	const void *p = ss__rq(r)->wbuf ? (const void *)ss__rq(r)->wbuf : (const void *)empty;
 	double deadline;
 	int ms, rc;
 
@@ -341,7 +353,7 @@ int ss__send_reply(ss_request *r)
 	ms = ss__request_timeout_ms(r);
 	deadline = ms < 0 ? -1 : ss__now() + ms / 1000.0;
 	for (;;) {
-		if (ss__sys.sendto(r->fd, p, r->wlen, MSG_NOSIGNAL,
+		if (ss__sys.sendto(r->fd, p, ss__rq(r)->wlen, MSG_NOSIGNAL,
 				   (const struct sockaddr *)&r->client.ss,
 				   r->client.len) >= 0)
 			return 0;
@@ -383,9 +395,9 @@ static double inline_cut(ss_request *r, double *grace)
 
 	if (!ss__stop_pending(s))
 		return -1;
-	if (r->stop_deadline == 0)
-		r->stop_deadline = s->close_grace >= 0 ? ss__now() + s->close_grace : -1;
-	cut = r->stop_deadline;
+	if (ss__rq(r)->stop_deadline == 0)
+		ss__rq(r)->stop_deadline = s->close_grace >= 0 ? ss__now() + s->close_grace : -1;
+	cut = ss__rq(r)->stop_deadline;
 	*grace = s->close_grace;
 	plan = ss__cut_deadline(s, &g);
 	if (plan >= 0 && (cut < 0 || plan < cut)) {
@@ -402,7 +414,7 @@ int ss__wait_request(ss_request *r, short events, int timeout_ms)
 	struct pollfd p[2];
 	int n;
 
-	if (!r->on_loop)
+	if (!ss__rq(r)->on_loop)
 		return ss__wait_fd(r->fd, events, timeout_ms);
 	deadline = timeout_ms < 0 ? -1 : ss__now() + timeout_ms / 1000.0;
 	for (;;) {
@@ -410,7 +422,7 @@ int ss__wait_request(ss_request *r, short events, int timeout_ms)
 		if (cut >= 0 && ss__remaining_ms(cut) == 0)
 			return ss__request_cut_error(r, grace);
 		p[0] = (struct pollfd){ .fd = r->fd, .events = events };
-		p[1] = (struct pollfd){ .fd = s->wake_fd[0], .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = ss__srv(s)->wake_fd[0], .events = POLLIN };
 		n = ss__sys.poll(p, 2, ss__remaining_ms(earlier(deadline, cut)));
 		if (n < 0 && errno != EINTR)
 			return -errno;
@@ -418,7 +430,7 @@ int ss__wait_request(ss_request *r, short events, int timeout_ms)
 			return 0;
 		if (n > 0 && p[1].revents) {
 			/* a stop, or news of the plan: look again */
-			ss__wakeup_drain(s->wake_fd[0]);
+			ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
 			ss__stop_seen(s);
 		}
 		if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
@@ -438,7 +450,7 @@ void ss__cut_mark_set(struct ss__cut_mark *m, double grace)
 
 void ss__request_abort(ss_request *r, double grace)
 {
-	ss__cut_mark_set(&r->cut, grace);
+	ss__cut_mark_set(&ss__rq(r)->cut, grace);
 	if (r->fd >= 0 && !ss__is_dgram(r->server))
 		ss__sys.shutdown(r->fd, SHUT_RDWR);
 }
@@ -452,7 +464,7 @@ int ss__request_cut_error(ss_request *r, double grace)
 
 int ss__request_was_cut(ss_request *r)
 {
-	const struct ss__cut_mark *m = r->cut_mark ? r->cut_mark : &r->cut;
+	const struct ss__cut_mark *m = ss__rq(r)->cut_mark ? ss__rq(r)->cut_mark : &ss__rq(r)->cut;
 
 	if (!__atomic_load_n(&m->cut, __ATOMIC_ACQUIRE))
 		return 0;

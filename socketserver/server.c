@@ -35,10 +35,10 @@ static struct ss__stop_plan *plan_of(const ss_server *s);
 static void set_defaults(ss_server *s)
 {
 	s->fd = -1;
-	s->wake_fd[0] = s->wake_fd[1] = -1;
-	s->forward_fd = -1;
-	s->plan = &s->stop_plan;
-	ss__plan_reset(s->plan);
+	ss__srv(s)->wake_fd[0] = ss__srv(s)->wake_fd[1] = -1;
+	ss__srv(s)->forward_fd = -1;
+	ss__srv(s)->plan = &ss__srv(s)->stop_plan;
+	ss__plan_reset(ss__srv(s)->plan);
 	s->allow_reuse_address = s->ops->family != AF_UNIX;
 	s->allow_reuse_port = false;
 	s->request_queue_size = SOMAXCONN;
@@ -68,8 +68,8 @@ static int init_sync(ss_server *s)
 		return ss__set_errno_msg(s->errmsg, -ENOMEM, "server");
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
-	s->lock = l;
-	if ((rc = ss__wakeup_new(s->wake_fd)) < 0)
+	ss__srv(s)->lock = l;
+	if ((rc = ss__wakeup_new(ss__srv(s)->wake_fd)) < 0)
 		return ss__set_errno_msg(s->errmsg, rc, "socketpair");
 	return 0;
 }
@@ -86,11 +86,11 @@ static int init_dropped(ss_server *s)
 
 	if (!ss__is_dgram(s))
 		return 0;
-	m = mmap(NULL, sizeof *s->dropped, PROT_READ | PROT_WRITE,
+	m = mmap(NULL, sizeof *ss__srv(s)->dropped, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return ss__set_errno_msg(s->errmsg, -errno, "mmap");
-	s->dropped = m;
+	ss__srv(s)->dropped = m;
 	return 0;
 }
 
@@ -100,18 +100,18 @@ static void release(ss_server *s)
 {
 	struct ss__lock *l = ss__lock_of(s);
 
-	if (s->dropped)
-		munmap(s->dropped, sizeof *s->dropped);
-	ss__close(s->wake_fd[0]);
-	ss__close(s->wake_fd[1]);
+	if (ss__srv(s)->dropped)
+		munmap(ss__srv(s)->dropped, sizeof *ss__srv(s)->dropped);
+	ss__close(ss__srv(s)->wake_fd[0]);
+	ss__close(ss__srv(s)->wake_fd[1]);
 	if (l) {
 		pthread_mutex_destroy(&l->mu);
 		pthread_cond_destroy(&l->cv);
 		free(l);
 	}
-	ss_selector_free(s->sel);
-	free(s->packet_buf);
-	free(s);
+	ss_selector_free(ss__srv(s)->sel);
+	free(ss__srv(s)->packet_buf);
+	free(ss__srv(s));
 }
 
 ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
@@ -119,14 +119,16 @@ ss_server *ss_server_new(const ss_server_ops *ops, const ss_mixin *mixin,
 			 int flags, ss_error *err)
 {
 	static const ss_handler no_handler;
+	struct ss__server *ls;
 	ss_server *s;
 	int rc;
 
-	s = calloc(1, sizeof *s);
-	if (!s) {
+	ls = calloc(1, sizeof *ls);
+	if (!ls) {
 		ss__error_set(err, -ENOMEM, "server: Cannot allocate memory");
 		return NULL;
 	}
+	s = &ls->pub;
 	s->ops = ops;
 	s->mixin = mixin ? mixin : &ss_sync_mixin;
 	s->handler = handler ? handler : &no_handler;
@@ -188,14 +190,14 @@ int ss__enter_serving(ss_server *s, bool need_selector)
 	int rc = 0;
 
 	pthread_mutex_lock(&l->mu);
-	if (s->serving)
+	if (ss__srv(s)->serving)
 		rc = -EBUSY;
-	else if (s->closed || s->fd < 0)
+	else if (ss__srv(s)->closed || s->fd < 0)
 		rc = -EBADF;
 	else if (need_selector && !ss_server_selector(s))
 		rc = -EINVAL;
 	else {
-		s->serving = true;
+		ss__srv(s)->serving = true;
 		l->serving_thread = pthread_self();
 		if (!ss__stop_pending(s))
 			ss__plan_reset(plan_of(s));	/* a new serving session */
@@ -210,10 +212,10 @@ void ss__leave_serving(ss_server *s)
 
 	/* consume the shutdown request (flag and wakeup bytes) so the next
 	 * serve_forever serves again */
-	ss__wakeup_drain(s->wake_fd[0]);
-	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
+	ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
+	__atomic_store_n(&ss__srv(s)->stop_requested, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&l->mu);
-	s->serving = false;
+	ss__srv(s)->serving = false;
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 }
@@ -236,7 +238,7 @@ static int64_t now_ns(void)
 /* The server's plan (the pointer moves when prefork shares it). */
 static struct ss__stop_plan *plan_of(const ss_server *s)
 {
-	return __atomic_load_n(&s->plan, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&ss__srv(s)->plan, __ATOMIC_ACQUIRE);
 }
 
 void ss__plan_move(ss_server *s, struct ss__stop_plan *to)
@@ -249,7 +251,7 @@ void ss__plan_move(ss_server *s, struct ss__stop_plan *to)
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&to->cut_ns, __atomic_load_n(&from->cut_ns, __ATOMIC_ACQUIRE),
 			 __ATOMIC_RELEASE);
-	__atomic_store_n(&s->plan, to, __ATOMIC_RELEASE);
+	__atomic_store_n(&ss__srv(s)->plan, to, __ATOMIC_RELEASE);
 }
 
 void ss__plan_reset(struct ss__stop_plan *p)
@@ -285,7 +287,7 @@ static void plan_cut(struct ss__stop_plan *p, int64_t at, int64_t grace)
 
 double ss__cut_deadline(const ss_server *s, double *grace)
 {
-	const struct ss__stop_plan *v[2] = { plan_of(s), s->parent_plan };
+	const struct ss__stop_plan *v[2] = { plan_of(s), ss__srv(s)->parent_plan };
 	int64_t best = NO_CUT, g = 0, c;
 	int i;
 
@@ -319,21 +321,21 @@ bool ss__cond_wait_cut(ss_server *s, pthread_cond_t *cv, pthread_mutex_t *mu)
 void ss__stop_loop(ss_server *s)
 {
 	plan_started(plan_of(s), now_ns());
-	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
-	ss__wakeup_poke(s->wake_fd[1]);	/* async-signal-safe, no SIGPIPE */
+	__atomic_store_n(&ss__srv(s)->stop_requested, 1, __ATOMIC_RELEASE);
+	ss__wakeup_poke(ss__srv(s)->wake_fd[1]);	/* async-signal-safe, no SIGPIPE */
 }
 
 void ss_server_shutdown(ss_server *s)
 {
 	ss__stop_loop(s);
-	if (s->forward_fd >= 0)
-		ss__wakeup_poke(s->forward_fd);	/* the whole server stops */
+	if (ss__srv(s)->forward_fd >= 0)
+		ss__wakeup_poke(ss__srv(s)->forward_fd);	/* the whole server stops */
 }
 
 void ss_server_clear_shutdown(ss_server *s)
 {
-	ss__wakeup_drain(s->wake_fd[0]);
-	__atomic_store_n(&s->stop_requested, 0, __ATOMIC_RELEASE);
+	ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
+	__atomic_store_n(&ss__srv(s)->stop_requested, 0, __ATOMIC_RELEASE);
 	ss__plan_reset(plan_of(s));
 }
 
@@ -362,30 +364,30 @@ void ss_server_close_within(ss_server *s, double grace)
 	struct ss__lock *l = ss__lock_of(s);
 
 	pthread_mutex_lock(&l->mu);
-	if (s->serving && pthread_equal(l->serving_thread, pthread_self())) {
+	if (ss__srv(s)->serving && pthread_equal(l->serving_thread, pthread_self())) {
 		/* from a handler under sync: stop the loop, close later */
 		pthread_mutex_unlock(&l->mu);
 		ss_server_shutdown(s);
 		return;
 	}
-	if (!s->closed)
+	if (!ss__srv(s)->closed)
 		ss__plan_cut_in(s, grace);	/* before the stop: a request inline
 					   on the loop reads it */
-	while (s->serving) {
+	while (ss__srv(s)->serving) {
 		pthread_mutex_unlock(&l->mu);
 		ss_server_shutdown(s);
 		pthread_mutex_lock(&l->mu);
-		if (s->serving)
+		if (ss__srv(s)->serving)
 			pthread_cond_wait(&l->cv, &l->mu);
 	}
-	if (s->closed) {
+	if (ss__srv(s)->closed) {
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
-	s->closed = true;
+	ss__srv(s)->closed = true;
 	pthread_mutex_unlock(&l->mu);
-	if (s->sel && s->fd >= 0)
-		ss_selector_unregister(s->sel, s->fd);
+	if (ss__srv(s)->sel && s->fd >= 0)
+		ss_selector_unregister(ss__srv(s)->sel, s->fd);
 	if (ss__is_dgram(s)) {
 		/* requests in flight reply on the server's socket: it stays
 		 * open until they are done */
@@ -407,7 +409,7 @@ void ss_server_free(ss_server *s)
 {
 	if (!s)
 		return;
-	if (!s->is_child)
+	if (!ss__srv(s)->is_child)
 		ss_server_close(s);
 	ss__mixin_destroy(s, s->mixin);
 	if (s->fd >= 0)
@@ -435,8 +437,8 @@ int ss_server_set_layer(ss_server *s, const ss_layer *layer, void *data)
 			 layer->name, ss_server_address(s, a, sizeof a), s->ops->name);
 		return -EPROTONOSUPPORT;
 	}
-	s->layer = layer;
-	s->layer_data = data;
+	ss__srv(s)->layer = layer;
+	ss__srv(s)->layer_data = data;
 	return 0;
 }
 
@@ -447,7 +449,7 @@ size_t ss_server_active_count(ss_server *s)
 
 unsigned long long ss_server_dropped_datagrams(const ss_server *s)
 {
-	return s->dropped ? __atomic_load_n(s->dropped, __ATOMIC_RELAXED) : 0;
+	return ss__srv(s)->dropped ? __atomic_load_n(ss__srv(s)->dropped, __ATOMIC_RELAXED) : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -464,11 +466,11 @@ unsigned long long ss_server_dropped_datagrams(const ss_server *s)
  */
 void ss__stop_seen(ss_server *s)
 {
-	__atomic_store_n(&s->stop_requested, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&ss__srv(s)->stop_requested, 1, __ATOMIC_RELEASE);
 	plan_started(plan_of(s), now_ns());
-	if (s->is_child && s->fd >= 0 && !ss__is_dgram(s)) {
-		if (s->sel)
-			ss_selector_unregister(s->sel, s->fd);
+	if (ss__srv(s)->is_child && s->fd >= 0 && !ss__is_dgram(s)) {
+		if (ss__srv(s)->sel)
+			ss_selector_unregister(ss__srv(s)->sel, s->fd);
 		s->ops->server_close(s);
 	}
 }
@@ -483,18 +485,18 @@ static int make_selector(ss_server *s)
 {
 	ss_error err;
 
-	if (s->sel && (!s->selector ||
-		       !strcmp(s->selector, ss_selector_backend(s->sel))))
+	if (ss__srv(s)->sel && (!s->selector ||
+		       !strcmp(s->selector, ss_selector_backend(ss__srv(s)->sel))))
 		return 0;
-	ss_selector_free(s->sel);
-	s->sel = ss_selector_new(s->selector, &err);
-	if (!s->sel) {
+	ss_selector_free(ss__srv(s)->sel);
+	ss__srv(s)->sel = ss_selector_new(s->selector, &err);
+	if (!ss__srv(s)->sel) {
 		memcpy(s->errmsg, err.msg, sizeof s->errmsg);
 		return err.code;
 	}
-	if (ss_selector_register(s->sel, s->wake_fd[0], SS_EVENT_READ, &wake_marker) < 0) {
-		ss_selector_free(s->sel);
-		s->sel = NULL;
+	if (ss_selector_register(ss__srv(s)->sel, ss__srv(s)->wake_fd[0], SS_EVENT_READ, &wake_marker) < 0) {
+		ss_selector_free(ss__srv(s)->sel);
+		ss__srv(s)->sel = NULL;
 		return ss__set_errno_msg(s->errmsg, -ENOMEM, "selector");
 	}
 	return 0;
@@ -504,7 +506,7 @@ static int make_selector(ss_server *s)
  * one of them is woken per connection. */
 static int listen_events(const ss_server *s)
 {
-	return SS_EVENT_READ | (s->is_child ? SS_EVENT_EXCLUSIVE : 0);
+	return SS_EVENT_READ | (ss__srv(s)->is_child ? SS_EVENT_EXCLUSIVE : 0);
 }
 
 /* The selector with the listener on it, ready for the loop. */
@@ -514,21 +516,21 @@ struct ss_selector *ss_server_selector(ss_server *s)
 
 	if (make_selector(s) < 0)
 		return NULL;
-	if (s->fd >= 0 && s->backoff_until == 0) {
-		rc = ss_selector_register(s->sel, s->fd, listen_events(s), &listen_marker);
+	if (s->fd >= 0 && ss__srv(s)->backoff_until == 0) {
+		rc = ss_selector_register(ss__srv(s)->sel, s->fd, listen_events(s), &listen_marker);
 		if (rc < 0 && rc != -EEXIST) {
 			ss__set_errno_msg(s->errmsg, rc, "selector %s",
-					  ss_selector_backend(s->sel));
+					  ss_selector_backend(ss__srv(s)->sel));
 			return NULL;
 		}
 	}
-	return s->sel;
+	return ss__srv(s)->sel;
 }
 
 /* Pause or resume watching the listener (EMFILE back-off). */
 static void watch_listener(ss_server *s, bool on)
 {
-	ss_selector_modify(s->sel, s->fd, on ? listen_events(s) : 0, &listen_marker);
+	ss_selector_modify(ss__srv(s)->sel, s->fd, on ? listen_events(s) : 0, &listen_marker);
 }
 
 /* How long the loop may wait: the caller's bound, the end of an accept
@@ -538,10 +540,10 @@ static int wait_bound(ss_server *s, int timeout_ms)
 	int left;
 	double t;
 
-	if (s->backoff_until > 0) {
-		left = ss__remaining_ms(s->backoff_until);
+	if (ss__srv(s)->backoff_until > 0) {
+		left = ss__remaining_ms(ss__srv(s)->backoff_until);
 		if (left == 0) {
-			s->backoff_until = 0;
+			ss__srv(s)->backoff_until = 0;
 			watch_listener(s, true);
 		} else if (timeout_ms < 0 || left < timeout_ms) {
 			timeout_ms = left;
@@ -568,7 +570,7 @@ static int wait_ready(ss_server *s, int timeout_ms)
 
 	if (!ss_server_selector(s))
 		return -ENOMEM;
-	n = ss_selector_select(s->sel, ev, 64, wait_bound(s, timeout_ms) / 1000.0);
+	n = ss_selector_select(ss__srv(s)->sel, ev, 64, wait_bound(s, timeout_ms) / 1000.0);
 	if (n < 0)
 		return ss__set_errno_msg(s->errmsg, n, "select");
 	for (i = 0; i < n; i++) {
@@ -595,22 +597,22 @@ static int wait_ready(ss_server *s, int timeout_ms)
 static double start_backoff(ss_server *s, int err)
 {
 	char msg[SS_ERRMSG_MAX];
-	bool first = s->backoff == 0;
+	bool first = ss__srv(s)->backoff == 0;
 	double now = ss__now();
 
-	if (!first && now < s->backoff_end)
-		return s->backoff_end;
-	s->backoff = first ? BACKOFF_FIRST : s->backoff * 2;
-	if (s->backoff > s->accept_backoff_max)
-		s->backoff = s->accept_backoff_max;
-	s->backoff_end = now + s->backoff;
+	if (!first && now < ss__srv(s)->backoff_end)
+		return ss__srv(s)->backoff_end;
+	ss__srv(s)->backoff = first ? BACKOFF_FIRST : ss__srv(s)->backoff * 2;
+	if (ss__srv(s)->backoff > s->accept_backoff_max)
+		ss__srv(s)->backoff = s->accept_backoff_max;
+	ss__srv(s)->backoff_end = now + ss__srv(s)->backoff;
 	if (first) {
 		snprintf(msg, sizeof msg, "%.400s (pausing accepts, retrying for as long as it lasts)",
 			 s->errmsg);
 		memcpy(s->errmsg, msg, sizeof msg);
 		s->ops->handle_error(s, NULL, err);
 	}
-	return s->backoff_end;
+	return ss__srv(s)->backoff_end;
 }
 
 /* Errors of get_request that say "try again later", not "report me". */
@@ -645,7 +647,7 @@ int ss__take_request(ss_server *s, ss_request **out, double *resume)
 			s->ops->handle_error(s, NULL, rc);
 		return -EAGAIN;
 	}
-	s->backoff = 0;		/* the episode, if one ran, is over */
+	ss__srv(s)->backoff = 0;		/* the episode, if one ran, is over */
 	if (!s->ops->verify_request(s, r)) {
 		ss_server_shutdown_request(s, r);
 		ss_request_free(r);
@@ -670,7 +672,7 @@ static int handle_request_noblock(ss_server *s)
 
 	if (rc < 0) {
 		if (rc != -EAGAIN) {
-			s->backoff_until = resume;
+			ss__srv(s)->backoff_until = resume;
 			watch_listener(s, false);
 		}
 		return -EAGAIN;
@@ -709,7 +711,7 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 		 * datagrams): take them without a wait in between, up to
 		 * ACCEPT_BATCH, then let the others have a turn. */
 		for (i = 0; rc > 0 && i < ACCEPT_BATCH; i++)
-			if (handle_request_noblock(s) < 0 || s->backoff_until > 0)
+			if (handle_request_noblock(s) < 0 || ss__srv(s)->backoff_until > 0)
 				break;
 		service(s);
 		rc = 0;
@@ -840,7 +842,7 @@ int ss_base_process_request(ss_server *s, ss_request *r)
 {
 	int rc;
 
-	r->on_loop = true;	/* inline on the loop (sync, a prefork worker) */
+	ss__rq(r)->on_loop = true;	/* inline on the loop (sync, a prefork worker) */
 	rc = ss_server_run_request(s, r);
 
 	ss_request_free(r);
@@ -895,29 +897,29 @@ int ss__worker_after_fork(ss_server *s, const int wake[2])
 {
 	int fds[2], rc;
 
-	s->is_child = true;
-	s->unlink_on_close = false;
+	ss__srv(s)->is_child = true;
+	ss__srv(s)->unlink_on_close = false;
 	if (wake) {
 		fds[0] = wake[0];
 		fds[1] = wake[1];
 	} else if ((rc = ss__wakeup_new(fds)) < 0) {
 		return ss__set_errno_msg(s->errmsg, rc, "socketpair");
 	}
-	ss__close(s->wake_fd[0]);
-	ss__close(s->wake_fd[1]);
-	s->wake_fd[0] = fds[0];
-	s->wake_fd[1] = fds[1];
+	ss__close(ss__srv(s)->wake_fd[0]);
+	ss__close(ss__srv(s)->wake_fd[1]);
+	ss__srv(s)->wake_fd[0] = fds[0];
+	ss__srv(s)->wake_fd[1] = fds[1];
 	/* the parent's epoll instance is shared through fork: make our own */
-	ss_selector_free(s->sel);
-	s->sel = NULL;
-	s->backoff_until = 0;
+	ss_selector_free(ss__srv(s)->sel);
+	ss__srv(s)->sel = NULL;
+	ss__srv(s)->backoff_until = 0;
 	return make_selector(s);
 }
 
 void ss__child_after_fork(ss_server *s)
 {
-	s->is_child = true;
-	s->unlink_on_close = false;
+	ss__srv(s)->is_child = true;
+	ss__srv(s)->unlink_on_close = false;
 	if (!ss__is_dgram(s)) {
 		ss__close(s->fd);	/* the child serves one connection */
 		s->fd = -1;

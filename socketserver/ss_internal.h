@@ -38,6 +38,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -54,6 +56,99 @@
 #ifndef SS__STACK_FACTOR
 #define SS__STACK_FACTOR 1u
 #endif
+
+/* ------------------------------------------------------------------ */
+/* The library's structs around the public ones                        */
+/* ------------------------------------------------------------------ */
+
+/* A cut mark: close broke a request's connection after grace seconds. */
+struct ss__cut_mark {
+	int cut;		/* atomic: close broke the connection */
+	double grace;		/* after this many seconds */
+};
+
+/* When requests in flight are cut (see the stop plan below). */
+struct ss__stop_plan {
+	int64_t start_ns;	/* atomic: monotonic ns the stop began
+				   (0: not yet) */
+	int64_t cut_ns;		/* atomic: monotonic ns of the cut;
+				   INT64_MAX: none planned */
+	int64_t grace_ns;	/* the grace they had, for messages */
+};
+
+/* A request as the library keeps it: the public part first. */
+struct ss__request {
+	ss_request pub;
+	ss_transport *transport;	/* stream kinds */
+	ss_transport plain;		/* storage for the plain transport */
+	unsigned char *rbuf;		/* reader buffer */
+	size_t rpos, rlen, rcap;	/* consumed, filled, capacity */
+	unsigned char *wbuf;		/* writer buffer / datagram reply */
+	size_t wlen, wcap;
+	bool eof;			/* the peer closed its side */
+	bool drained;			/* the last recv emptied the socket */
+	bool shut;			/* shutdown_request ran */
+	bool setup_ok;
+	bool on_loop;			/* runs inline on the loop's thread */
+	double stop_deadline;		/* its I/O ends here once shutdown
+					   was asked for (0: not yet) */
+	struct ss__cut_mark cut;	/* close broke the connection */
+	struct ss__cut_mark *cut_mark;	/* where a cut is marked when not in
+					   `cut`: a page a forking child shares
+					   with its parent; NULL: `cut` */
+};
+
+/* A server as the library keeps it: the public part first. */
+struct ss__server {
+	ss_server pub;
+	const ss_layer *layer;		/* set by ss_server_set_layer */
+	void *layer_data;
+	volatile sig_atomic_t stop_requested;	/* shutdown() called */
+	int wake_fd[2];			/* wakeup channel: [0] watched, [1]
+					   poked */
+	int forward_fd;			/* a prefork worker: the parent's
+					   wakeup channel, which a handler's
+					   shutdown also pokes; else -1 */
+	bool serving;			/* inside serve_forever */
+	bool closed;			/* server_close ran */
+	bool is_child;			/* a forked request child */
+	bool unlink_on_close;		/* we created the unix socket file */
+	dev_t sock_dev;			/* identity of that file */
+	ino_t sock_ino;
+	double backoff;			/* current accept backoff, seconds
+					   (0: no EMFILE episode) */
+	double backoff_end;		/* monotonic time the server's accept
+					   pause ends (every accepting loop) */
+	double backoff_until;		/* monotonic time the core loop's
+					   listener is watched again */
+	struct ss_selector *sel;	/* the loop's selector */
+	unsigned char *packet_buf;	/* datagram receive buffer */
+	size_t packet_cap;		/* its size */
+	unsigned long long *dropped;	/* datagrams dropped unanswered
+					   (atomic), in memory shared with
+					   forked workers; NULL for stream
+					   servers */
+	void *lock;			/* serve/close synchronisation */
+	struct ss__stop_plan stop_plan;	/* when requests in flight are cut */
+	struct ss__stop_plan *plan;	/* this server's plan: &stop_plan, or
+					   prefork's scoreboard, which its
+					   workers read */
+	const struct ss__stop_plan *parent_plan; /* a prefork worker: the
+					   parent's (shared), else NULL */
+};
+
+/* The library's struct around a public request or server.  The argument's
+ * type is checked (an inline function, not a cast), and every request and
+ * server is allocated as its library struct. */
+static inline struct ss__request *ss__rq(const ss_request *r)
+{
+	return (struct ss__request *)((char *)r - offsetof(struct ss__request, pub));
+}
+
+static inline struct ss__server *ss__srv(const ss_server *s)
+{
+	return (struct ss__server *)((char *)s - offsetof(struct ss__server, pub));
+}
 
 /*
  * Every system call the library makes that can fail in interesting ways
@@ -314,7 +409,7 @@ ss_request *ss__request_new(ss_server *server, int fd, const ss_addr *peer);
 /* True once a stop was asked for (shutdown, cut, a wakeup seen). */
 static inline bool ss__stop_pending(const ss_server *s)
 {
-	return __atomic_load_n(&s->stop_requested, __ATOMIC_ACQUIRE) != 0;
+	return __atomic_load_n(&ss__srv(s)->stop_requested, __ATOMIC_ACQUIRE) != 0;
 }
 
 /* A stop came through the wakeup channel: note it; a worker process lets
@@ -366,7 +461,7 @@ struct ss__lock {
 
 static inline struct ss__lock *ss__lock_of(ss_server *s)
 {
-	return (struct ss__lock *)s->lock;
+	return (struct ss__lock *)ss__srv(s)->lock;
 }
 
 /* Forking: called in a new child before it runs its request: marks the

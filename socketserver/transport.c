@@ -23,7 +23,7 @@ static ssize_t plain_io(ss_transport *t, short events, void *rbuf,
 	ssize_t n;
 	int rc, ms;
 
-	if (t->timeout_ms >= 0 || t->request->on_loop || ss__wait_hook)
+	if (t->timeout_ms >= 0 || ss__rq(t->request)->on_loop || ss__wait_hook)
 		flags |= MSG_DONTWAIT;	/* the wait below decides how long */
 	for (;;) {
 		if (events == POLLOUT)
@@ -85,15 +85,15 @@ const ss_transport_ops ss_plain_transport_ops = {
  * attaching it (datagram requests keep their timeout there). */
 void ss__plain_transport_fill(ss_request *r)
 {
-	r->plain.ops = &ss_plain_transport_ops;
-	r->plain.request = r;
-	r->plain.fd = r->fd;
-	r->plain.timeout_ms = ss__handler_timeout_ms(r);
+	ss__rq(r)->plain.ops = &ss_plain_transport_ops;
+	ss__rq(r)->plain.request = r;
+	ss__rq(r)->plain.fd = r->fd;
+	ss__rq(r)->plain.timeout_ms = ss__handler_timeout_ms(r);
 }
 
 void ss__plain_transport_init(ss_request *r)
 {
 	ss__plain_transport_fill(r);
-	r->transport = &r->plain;
-	r->drained = true;	/* nothing read yet: wait before the first recv */
+	ss__rq(r)->transport = &ss__rq(r)->plain;
+	ss__rq(r)->drained = true;	/* nothing read yet: wait before the first recv */
 }

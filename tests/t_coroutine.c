@@ -15,6 +15,7 @@
  */
 #include "tap.h"
 #include "testutil.h"
+#include "ss_internal.h"	/* a request's buffers, for the idle-memory check */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -482,8 +483,8 @@ static int watch_or_query(ss_request *r)
 	if (ss_read_line(r, line, sizeof line) != 2)
 		return -EPROTO;
 	if (line[0] == 'Q') {
-		ss_write_all(r, watched && !watched->rbuf ? "r0" : "r1", 2);
-		ss_write_all(r, watched && !watched->wbuf ? "w0" : "w1", 2);
+		ss_write_all(r, watched && !ss__rq(watched)->rbuf ? "r0" : "r1", 2);
+		ss_write_all(r, watched && !ss__rq(watched)->wbuf ? "w0" : "w1", 2);
 		return 0;
 	}
 	watched = r;

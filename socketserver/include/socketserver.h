@@ -378,31 +378,15 @@ struct ss_request {
 	unsigned char *packet;
 	size_t packet_len;
 
-	/* --- below: the library's; read through the functions --- */
-	ss_transport *transport;	/* stream kinds */
-	ss_transport plain;		/* storage for the plain transport */
-	unsigned char *rbuf;		/* reader buffer */
-	size_t rpos, rlen, rcap;	/* consumed, filled, capacity */
-	unsigned char *wbuf;		/* writer buffer / datagram reply */
-	size_t wlen, wcap;
-	bool eof;			/* the peer closed its side */
-	bool drained;			/* the last recv emptied the socket */
-	bool shut;			/* shutdown_request ran */
-	bool setup_ok;
-	bool on_loop;			/* runs inline on the loop's thread */
-	double stop_deadline;		/* its I/O ends here once shutdown
-					   was asked for (0: not yet) */
-	struct ss__cut_mark {
-		int cut;		/* atomic: close broke the connection */
-		double grace;		/* after this many seconds */
-	} cut;
-	struct ss__cut_mark *cut_mark;	/* where a cut is marked when not in
-					   `cut`: a page a forking child shares
-					   with its parent; NULL: `cut` */
+	/* Why it failed, for handle_error (set with ss_request_error). */
 	int errcode;			/* first failure, negative errno */
 	char errmsg[SS_ERRMSG_MAX];	/* its message */
+	/* For mixins. */
 	struct ss_request *next, *prev;	/* mixin bookkeeping */
 	void *mixin_data;		/* mixin's per-request data */
+
+	/* The library's own bookkeeping (buffers, transport, deadlines)
+	 * lives in a struct of its own around this one. */
 };
 
 /*
@@ -515,48 +499,11 @@ struct ss_server {
 				      "poll", "select"; NULL (default): the
 				      best the platform has */
 
-	/* --- the library's; not for users --- */
-	const ss_layer *layer;		/* set by ss_server_set_layer */
-	void *layer_data;
-	void *mixin_state;
-	volatile sig_atomic_t stop_requested;	/* shutdown() called */
-	int wake_fd[2];			/* wakeup channel: [0] watched, [1]
-					   poked */
-	int forward_fd;			/* a prefork worker: the parent's
-					   wakeup channel, which a handler's
-					   shutdown also pokes; else -1 */
-	bool serving;			/* inside serve_forever */
-	bool closed;			/* server_close ran */
-	bool is_child;			/* a forked request child */
-	bool unlink_on_close;		/* we created the unix socket file */
-	dev_t sock_dev;			/* identity of that file */
-	ino_t sock_ino;
-	double backoff;			/* current accept backoff, seconds
-					   (0: no EMFILE episode) */
-	double backoff_end;		/* monotonic time the server's accept
-					   pause ends (every accepting loop) */
-	double backoff_until;		/* monotonic time the core loop's
-					   listener is watched again */
-	struct ss_selector *sel;	/* the loop's selector */
-	unsigned char *packet_buf;	/* datagram receive buffer */
-	size_t packet_cap;		/* its size */
-	unsigned long long *dropped;	/* datagrams dropped unanswered
-					   (atomic), in memory shared with
-					   forked workers; NULL for stream
-					   servers */
-	void *lock;			/* serve/close synchronisation */
-	struct ss__stop_plan {		/* when requests in flight are cut */
-		int64_t start_ns;	/* atomic: monotonic ns the stop began
-					   (0: not yet) */
-		int64_t cut_ns;		/* atomic: monotonic ns of the cut;
-					   INT64_MAX: none planned */
-		int64_t grace_ns;	/* the grace they had, for messages */
-	} stop_plan;
-	struct ss__stop_plan *plan;	/* this server's plan: &stop_plan, or
-					   prefork's scoreboard, which its
-					   workers read */
-	const struct ss__stop_plan *parent_plan; /* a prefork worker: the
-					   parent's (shared), else NULL */
+	/* --- for mixins --- */
+	void *mixin_state;	/* the mixin's own state (its init sets it) */
+
+	/* The library's own bookkeeping lives in a struct of its own around
+	 * this one: nothing more here for users to touch. */
 };
 
 /* The default coroutine stack (plus a guard page); pages cost memory only
@@ -730,6 +677,14 @@ SS_EXTERN int ss_server_drop_request(ss_server *server, ss_request *request, int
 
 /* End a request exactly once (later calls do nothing). */
 SS_EXTERN void ss_server_shutdown_request(ss_server *server, ss_request *request);
+
+/* A stream request's transport: the plain one, or the one a layer put
+ * over it.  A layer's wrap reads it, builds its own transport over it and
+ * installs that with ss_request_set_transport; the request then calls the
+ * new transport's destroy when it is freed (which releases the inner one
+ * as it sees fit).  NULL for datagram requests. */
+SS_EXTERN ss_transport *ss_request_transport(ss_request *request);
+SS_EXTERN void ss_request_set_transport(ss_request *request, ss_transport *transport);
 
 /* Free a request and its buffers; it must have been shut down. */
 SS_EXTERN void ss_request_free(ss_request *request);
