@@ -35,7 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ACCEPT_BATCH 16		/* connections taken per wakeup */
 
 /* Markers for a worker's own fds in its selector. */
 static char listen_marker, ctl_marker;
@@ -133,7 +132,7 @@ static void accept_some(struct worker *w)
 	double resume;
 	int i, rc = 0;
 
-	for (i = 0; i < ACCEPT_BATCH && rc == 0 && w->listening; i++) {
+	for (i = 0; i < SS__ACCEPT_BATCH && rc == 0 && w->listening; i++) {
 		if (pthread_mutex_trylock(&st->accept_mu) != 0)
 			return;
 		rc = ss__take_request(st->server, &r, &resume);

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #define BACKOFF_FIRST 0.05	/* first pause after EMFILE, seconds */
-#define ACCEPT_BATCH 16		/* requests taken per ready listener */
 
 static int make_selector(ss_server *s);
 static struct ss__stop_plan *plan_of(const ss_server *s);
@@ -709,8 +708,8 @@ int ss__serve_loop(ss_server *s, double poll_interval)
 			break;
 		/* A ready listener may hold several connections (or
 		 * datagrams): take them without a wait in between, up to
-		 * ACCEPT_BATCH, then let the others have a turn. */
-		for (i = 0; rc > 0 && i < ACCEPT_BATCH; i++)
+		 * SS__ACCEPT_BATCH, then let the others have a turn. */
+		for (i = 0; rc > 0 && i < SS__ACCEPT_BATCH; i++)
 			if (handle_request_noblock(s) < 0 || ss__srv(s)->backoff_until > 0)
 				break;
 		service(s);

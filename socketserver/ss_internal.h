@@ -286,6 +286,10 @@ void ss__mixin_server_close(ss_server *server, const ss_mixin *m, double grace);
 void ss__mixin_destroy(ss_server *server, const ss_mixin *m);
 size_t ss__mixin_active_count(ss_server *server, const ss_mixin *m);
 
+/* Requests a loop takes from a ready listener before the others get a
+ * turn (every accepting loop: the core's, threads+coroutine's). */
+#define SS__ACCEPT_BATCH 16
+
 /* Stop the loop of this process only (ss_server_shutdown also stops a
  * prefork worker's parent, through server->forward_fd): a worker that
  * retires or was told to stop.  Async-signal-safe. */
