@@ -56,7 +56,7 @@ const char *ts_cc(void)
 int ts_sh(char *out, size_t size, const char *fmt, ...)
 {
 	const char *argv[] = { "sh", "-c", NULL, NULL };
-	char *cmd, *full;
+	char *cmd, *full, rest[4096];
 	va_list ap;
 	pid_t pid;
 	int fd;
@@ -69,7 +69,9 @@ int ts_sh(char *out, size_t size, const char *fmt, ...)
 		tap_bail("out of memory");
 	argv[2] = full;
 	pid = tu_spawn("/bin/sh", argv, NULL, &fd, NULL);
-	tu_read_until(fd, out, size, false, SH_TIMEOUT_MS);
+	if (tu_read_until(fd, out, size, false, SH_TIMEOUT_MS) > 0)
+		while (tu_read_until(fd, rest, sizeof rest, false, SH_TIMEOUT_MS) > 0)
+			;	/* more than out holds: drained, so it can end */
 	close(fd);
 	free(full);
 	free(cmd);
