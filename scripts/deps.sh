@@ -2,7 +2,8 @@
 # Install what building and testing need on Debian 12, only if missing:
 # scons, a C compiler, clang, prove (perl), OpenSSL's headers and its
 # command (the TLS tests talk to the servers with `openssl s_client`),
-# and ps for bench/run.
+# pkg-config (the tests build the README's programs as a user of the
+# installed library does), and ps for bench/run.
 # Run as root (or with sudo available); does nothing when all is present.
 set -e
 need=""
@@ -12,6 +13,7 @@ command -v clang >/dev/null 2>&1 || need="$need clang"
 command -v prove >/dev/null 2>&1 || need="$need perl"
 [ -e /usr/include/openssl/ssl.h ] || need="$need libssl-dev"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 command -v ps >/dev/null 2>&1 || need="$need procps"	# bench/run
 [ -e /usr/include/pthread.h ] || need="$need libc6-dev"
 if [ -n "$need" ]; then

@@ -309,6 +309,10 @@ static void tls_message(const char *field, const char *text, const char *want)
 
 static void test_tls_messages(void)
 {
+	if (!SS_HAVE_TLS) {
+		tap_skip(6, "built with tls=no");
+		return;
+	}
 	tls_message("cert_file", "/nonexistent/c\n\x1b[31m.pem",
 		    "TLS certificate /nonexistent/c\\n\\x1b[31m.pem: ");
 	tls_message("alpn", "h2,\x1b[2J,", "TLS alpn 'h2,\\x1b[2J,'");

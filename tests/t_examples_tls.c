@@ -29,6 +29,12 @@
  */
 #include <socketserver.h>
 #include "tap.h"
+#if !SS_HAVE_TLS
+int main(void)
+{
+	tap_skip_all("built with tls=no");
+}
+#else
 #include "testutil.h"
 #include "tlsutil.h"
 
@@ -695,3 +701,5 @@ int main(void)
 	tap_diag("total %.0f ms", tu_now_ms() - start);
 	return tap_done();
 }
+
+#endif /* SS_HAVE_TLS */

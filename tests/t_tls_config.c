@@ -11,15 +11,50 @@
  * a writer, at construction and at reload, which keeps the old
  * configuration; ca_path must be a directory; the CA file's subjects are
  * the CA names the server sends.
+ *
+ * In a build with tls=no (no OpenSSL) the same API exists and no
+ * configuration can be made: ss_tls_config_new fails with -ENOTSUP and
+ * says so, and the rest refuses or answers "not TLS".
  */
 #include "tap.h"
 #include "testutil.h"
-#include "tlsutil.h"
 #include <socketserver/tls.h>
+
+#include <errno.h>
+
+#if !SS_HAVE_TLS
+int main(void)
+{
+	const char *why = "TLS support is not built in (built with tls=no)";
+	ss_tls_options o;
+	ss_error err = { 0 };
+	ss_server *s;
+
+	tu_init();
+	ss_tls_options_init(&o);
+	is_str(o.min_version, "1.2", "options_init: the documented defaults");
+	o.cert_file = "server.pem";
+	o.key_file = "server.key";
+	ok(!ss_tls_config_new(&o, &err), "ss_tls_config_new fails");
+	is_int(err.code, -ENOTSUP, "with -ENOTSUP");
+	is_str(err.msg, why, "saying why");
+	ok(!ss_tls_config_new(&o, NULL), "and with no ss_error");
+	is_int(ss_tls_config_reload(NULL, &err), -ENOTSUP, "reload: -ENOTSUP");
+	is_str(err.msg, why, "reload says why");
+	ss_tls_config_free(NULL);
+	s = tu_server(&ss_tcp_server_ops, NULL, &tu_echo_handler, NULL);
+	is_int(ss_server_use_tls(s, NULL), -EINVAL, "ss_server_use_tls without a config: -EINVAL");
+	ss_server_free(s);
+	ok(!ss_tls_active(NULL) && !ss_tls_version(NULL) && !ss_tls_session_reused(NULL),
+	   "no request is a TLS one");
+	return tap_done();
+}
+#else
+#include "testutil.h"
+#include "tlsutil.h"
 
 #include <openssl/pem.h>
 
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -638,3 +673,5 @@ int main(void)
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);
 	return tap_done();
 }
+
+#endif /* SS_HAVE_TLS */

@@ -709,20 +709,33 @@ int tu_left_ms(double deadline_ms)
 	return left <= 0 ? 0 : (int)left + 1;
 }
 
-const char *tu_example_path(const char *name)
+static char build_dir[PATH_MAX];
+
+static void find_build_dir(void)
 {
-	static char path[PATH_MAX + 64];
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	char *slash;
+	ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
 
 	if (n < 0)
 		tap_bail("readlink /proc/self/exe: %s", strerror(errno));
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(path, sizeof path, "%s/../examples/%s", self, name);
+	build_dir[n] = '\0';
+	for (int up = 0; up < 2; up++)		/* BUILD/tests/t_... */
+		if (strrchr(build_dir, '/'))
+			*strrchr(build_dir, '/') = '\0';
+}
+
+const char *tu_build_dir(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, find_build_dir);
+	return build_dir;
+}
+
+const char *tu_example_path(const char *name)
+{
+	static char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof path, "%s/examples/%s", tu_build_dir(), name);
 	if (access(path, X_OK) < 0)
 		tap_bail("%s: %s (build the examples first)", path, strerror(errno));
 	return path;

@@ -198,8 +198,11 @@ char *tu_stderr_end(void);
 double tu_now_ms(void);
 int tu_left_ms(double deadline_ms);
 
-/* BUILD/examples/name, found from this test program's own path (which is
- * BUILD/tests/t_...); bails out if it is not an executable. */
+/* The build directory BUILD, absolute, found from this test program's own
+ * path (which is BUILD/tests/t_...). */
+const char *tu_build_dir(void);
+
+/* BUILD/examples/name; bails out if it is not an executable. */
 const char *tu_example_path(const char *name);
 
 /*

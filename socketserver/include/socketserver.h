@@ -56,8 +56,11 @@ extern "C" {
 #define SS_EXTERN
 #endif
 
+/* The library's version (SConstruct reads it from here): the shared library
+ * is libsocketserver.so.MAJOR.MINOR.PATCH, its SONAME libsocketserver.so.MAJOR. */
 #define SS_VERSION_MAJOR 0
 #define SS_VERSION_MINOR 1
+#define SS_VERSION_PATCH 0
 
 typedef struct ss_server ss_server;
 typedef struct ss_request ss_request;
