@@ -1,7 +1,7 @@
 /*
- * t_pool.c - the thread pool model.  The echo matrix over tcp, udp and
- * unix_stream; a burst of 5,000 connects against 4 workers and a queue of
- * 8: every request is served, none dropped, the queue bound held; a
+ * t_pool.c - the thread pool model (its echo, stop and leak checks are
+ * t_echo_matrix's, as for every registered model).  A burst of 5,000
+ * connects against 4 workers and a queue of 8: every request is served, none dropped, the queue bound held; a
  * shutdown while the loop waits for room in a full queue returns at once;
  * close with idle clients attached ends within the grace period, cutting
  * the queued requests with one handle_error each; a failing handler is
@@ -67,31 +67,6 @@ static const ss_server_ops *counted_ops(const ss_server_ops *base)
 	ops[i] = *base;
 	ops[i].handle_error = count_error;
 	return &ops[i];
-}
-
-/* --- the echo matrix --- */
-
-static void test_echo(const ss_server_ops *kind)
-{
-	int threads0 = tu_count_threads(), i, good = 0;
-	ss_server *s = tu_server(kind, &ss_thread_pool_mixin, &tu_echo_handler, NULL);
-	char msg[32];
-	pthread_t t;
-
-	s->workers = 4;
-	tu_serve_start(s, &t);
-	for (i = 0; i < 50; i++) {
-		snprintf(msg, sizeof(msg), "%s %d", kind->name, i);
-		good += tu_echo_once(s, msg);
-	}
-	is_int(good, 50, "pool %s: 50 sequential round trips", kind->name);
-	is_int(tu_serve_stop(s, &t), 0, "pool %s: serve_forever returned 0", kind->name);
-	ss_server_close(s);
-	is_int(ss_server_active_count(s), 0, "pool %s: active_count 0 after close",
-	       kind->name);
-	ok(tu_wait_threads_at_most(threads0, 5.0), "pool %s: no threads left (%d, baseline %d)",
-	   kind->name, tu_count_threads(), threads0);
-	ss_server_free(s);
 }
 
 /* --- the burst --- */
@@ -335,9 +310,6 @@ int main(void)
 	double t0 = tu_now();
 
 	tu_init();
-	test_echo(&ss_tcp_server_ops);
-	test_echo(&ss_udp_server_ops);
-	test_echo(&ss_unix_stream_server_ops);
 	test_burst();
 	test_full_queue_stop();
 	test_idle_close();
