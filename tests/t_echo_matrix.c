@@ -341,6 +341,30 @@ static void check_shutdown(struct pair *p, const ss_server_ops *ops, const ss_mi
 	ss_server_free(s);
 }
 
+struct in_flight {
+	struct pair *p;
+	int n;
+};
+
+static bool in_flight_is(void *arg)
+{
+	struct in_flight *f = arg;
+
+	return running_is(&f->n) &&
+	       (f->p->serial || ss_server_active_count(f->p->s) == (size_t)f->n);
+}
+
+/* Wait until n requests are in their handlers and, but under a serial
+ * model (whose requests run inside process_request), the server counts n
+ * in flight (a forked child may start its handler before the parent has
+ * counted it). */
+static bool wait_in_flight(struct pair *p, int n)
+{
+	struct in_flight f = { p, n };
+
+	return tu_wait_until(in_flight_is, &f, TU_IO_TIMEOUT);
+}
+
 /*
  * ss_server_close_within(GRACE) with CLIENTS idle clients while
  * serve_forever runs.  A stream server holds the requests it took (one
@@ -361,8 +385,8 @@ static void check_idle_close(struct pair *p)
 	reports_reset();
 	for (i = 0; i < CLIENTS; i++)
 		fd[i] = tu_connect(p->s);
-	ok(wait_running(held) && (p->serial || ss_server_active_count(p->s) == (size_t)held),
-	   "%s: %d of %d idle clients' requests in their handlers", p->tag, held, CLIENTS);
+	ok(wait_in_flight(p, held), "%s: %d of %d idle clients' requests in their handlers",
+	   p->tag, held, CLIENTS);
 	ms = tu_close_within_ms(p->s, GRACE);
 	p->lfd_closed = tu_fd_closed(p->lfd);
 	joined = tu_join_within(p->t, 1.0, &ret);
