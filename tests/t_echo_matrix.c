@@ -75,7 +75,7 @@ static const char *serial_reason(const ss_mixin *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* handle_error, counted in memory forked children and workers share   */
+/* Handlers and reports, counted in memory children and workers share  */
 /* ------------------------------------------------------------------ */
 
 static struct reports {
@@ -166,6 +166,37 @@ static void fill_binary(unsigned char *buf, size_t n, unsigned seed)
 
 	for (i = 0; i < n; i++)
 		buf[i] = (unsigned char)((i * 31u + seed + (i >> 9)) & 0xff);
+}
+
+/*
+ * A server of its own, serving with poll interval LONG_POLL, stops on
+ * ss_server_shutdown long before the interval is over, and serve_forever
+ * returns 0.  (A server of its own: a serve_forever that follows a
+ * shutdown on the same server can return at once, the stop's wakeup
+ * arriving after the first loop consumed the stop.)  3 checks.
+ */
+static void check_shutdown(struct pair *p, const ss_server_ops *ops, const ss_mixin *m)
+{
+	ss_server *s = tu_server(ops, m, &echo, NULL);
+	double t0, ms;
+	void *ret = NULL;
+	bool stopped;
+	pthread_t t;
+
+	s->workers = CLIENTS;
+	tu_serve_start_interval(s, &t, LONG_POLL);
+	ok(tu_echo_once(s, "serving"), "%s: serves", p->tag);
+	t0 = tu_now();
+	ss_server_shutdown(s);
+	stopped = tu_join_within(t, TU_IO_TIMEOUT, &ret);
+	ms = (tu_now() - t0) * 1000;
+	if (!stopped)
+		tap_bail("%s: serve_forever still runs %.0f s after shutdown", p->tag,
+			 TU_IO_TIMEOUT);
+	ok(ms < 1000, "%s: shutdown stopped serve_forever in %.1f ms (< 1000, poll "
+	   "interval %.0f s)", p->tag, ms, LONG_POLL);
+	is_int((intptr_t)ret, 0, "%s: serve_forever returned 0", p->tag);
+	ss_server_free(s);
 }
 
 /* One echo round trip on a fresh client; checks the reply byte for byte. */
@@ -310,37 +341,6 @@ static void check_concurrent(struct pair *p)
 		tap_diag("    first report: %s", rep->first_other);
 }
 
-/*
- * A server of its own, serving with poll interval LONG_POLL, stops on
- * ss_server_shutdown long before the interval is over, and serve_forever
- * returns 0.  (A server of its own: a serve_forever that follows a
- * shutdown on the same server can return at once, the stop's wakeup
- * arriving after the first loop consumed the stop.)  3 checks.
- */
-static void check_shutdown(struct pair *p, const ss_server_ops *ops, const ss_mixin *m)
-{
-	ss_server *s = tu_server(ops, m, &echo, NULL);
-	double t0, ms;
-	void *ret = NULL;
-	bool stopped;
-	pthread_t t;
-
-	s->workers = CLIENTS;
-	tu_serve_start_interval(s, &t, LONG_POLL);
-	ok(tu_echo_once(s, "serving"), "%s: serves", p->tag);
-	t0 = tu_now();
-	ss_server_shutdown(s);
-	stopped = tu_join_within(t, TU_IO_TIMEOUT, &ret);
-	ms = (tu_now() - t0) * 1000;
-	if (!stopped)
-		tap_bail("%s: serve_forever still runs %.0f s after shutdown", p->tag,
-			 TU_IO_TIMEOUT);
-	ok(ms < 1000, "%s: shutdown stopped serve_forever in %.1f ms (< 1000, poll "
-	   "interval %.0f s)", p->tag, ms, LONG_POLL);
-	is_int((intptr_t)ret, 0, "%s: serve_forever returned 0", p->tag);
-	ss_server_free(s);
-}
-
 struct in_flight {
 	struct pair *p;
 	int n;
@@ -354,10 +354,10 @@ static bool in_flight_is(void *arg)
 	       (f->p->serial || ss_server_active_count(f->p->s) == (size_t)f->n);
 }
 
-/* Wait until n requests are in their handlers and, but under a serial
- * model (whose requests run inside process_request), the server counts n
- * in flight (a forked child may start its handler before the parent has
- * counted it). */
+/* Wait until n requests are in their handlers and the server counts n in
+ * flight (but under a serial model, whose requests run inside
+ * process_request and are not counted): both at once, as a forked child
+ * may run its handler before the parent has counted it. */
 static bool wait_in_flight(struct pair *p, int n)
 {
 	struct in_flight f = { p, n };
