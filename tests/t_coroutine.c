@@ -1,13 +1,13 @@
 /*
  * t_coroutine.c - the coroutine models: coroutine (one loop thread),
  * threads+coroutine (a loop per thread) and prefork+coroutine (a loop per
- * process).  The echo matrix over tcp, udp and unix_stream; 2,000
+ * process); their echo, stop and leak checks, close with idle clients
+ * among them, are t_echo_matrix's, as for every registered model.  2,000
  * concurrent clients driven by the test's own epoll against one coroutine
  * thread; a handler in ss_sleep does not stall the others; the handler's
- * timeout inside coroutines; close with idle clients within the grace
- * period; a failing handler reported once; an idle connection holding
- * no stream buffer; a stack overflow hits the
- * guard page (in a forked child) instead of corrupting memory.
+ * timeout inside coroutines; a failing handler reported once; an idle
+ * connection holding no stream buffer; a stack overflow hits the guard
+ * page (in a forked child) instead of corrupting memory.
  * ss_server_handle_request under every model of the registry: it returns
  * once the request it took has been handled (run to its end where the
  * model runs it in the caller, started where another thread or process
@@ -31,12 +31,12 @@
 #include <unistd.h>
 
 #define MANY 2000		/* concurrent clients against one thread */
-#define BIG (64u * 1024u + 7u)
 
+/* The coroutine models whose handlers run in this process, where
+ * handle_error is recorded (prefork+coroutine's run in its workers). */
 static const ss_mixin *const models[] = {
 	&ss_coroutine_mixin,
 	&ss_threads_coroutine_mixin,
-	&ss_prefork_coroutine_mixin,
 };
 #define NMODELS (sizeof models / sizeof models[0])
 
@@ -48,45 +48,6 @@ static ss_server *server(const ss_server_ops *ops, const ss_mixin *m,
 
 	s->workers = 2;
 	return s;
-}
-
-/* ------------------------------------------------------------------ */
-/* The echo matrix                                                     */
-/* ------------------------------------------------------------------ */
-
-static void check_echo(ss_server *s, const char *tag, const void *msg, size_t n)
-{
-	static char out[BIG + 64];
-	ssize_t got = tu_roundtrip(s, msg, n, out, sizeof out);
-
-	ok(got == (ssize_t)n && memcmp(out, msg, n) == 0, "%s: echo of %zu bytes (got %zd)",
-	   tag, n, got);
-}
-
-static void test_matrix(const ss_server_ops *ops, const ss_mixin *m)
-{
-	static unsigned char big[BIG];
-	const unsigned char bin[] = { 0, 1, 2, 0xff, 0, '\n', 0x80 };
-	int threads0 = tu_count_threads();
-	ss_server *s = server(ops, m, &tu_echo_handler);
-	char tag[96];
-	size_t i, nbig = ops->socktype == SOCK_STREAM ? BIG : 65507u;
-	pthread_t t;
-
-	snprintf(tag, sizeof tag, "%s %s", m->name, ops->name);
-	for (i = 0; i < nbig; i++)
-		big[i] = (unsigned char)(i * 31u + (i >> 9));
-	tu_serve_start(s, &t);
-	check_echo(s, tag, "hello", 5);
-	check_echo(s, tag, bin, sizeof bin);
-	check_echo(s, tag, big, nbig);
-	check_echo(s, tag, "", 0);
-	is_int(tu_serve_stop(s, &t), 0, "%s: serve_forever returned 0", tag);
-	ss_server_close(s);
-	is_int(ss_server_active_count(s), 0, "%s: nothing in flight after close", tag);
-	ss_server_free(s);
-	ok(tu_wait_threads_at_most(threads0, 5.0), "%s: no thread left", tag);
-	ok(tu_no_children(), "%s: no child left", tag);
 }
 
 /* ------------------------------------------------------------------ */
@@ -376,45 +337,6 @@ static void test_failure(const ss_mixin *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* Close with idle clients                                             */
-/* ------------------------------------------------------------------ */
-
-#define IDLE 3
-
-static void test_close_grace(const ss_mixin *m)
-{
-	ss_server *s = recording_server(m, &tu_echo_handler);
-	int fd[IDLE], i, seen = 0;
-	double ms;
-	pthread_t t;
-	char b;
-
-	tu_serve_start(s, &t);
-	for (i = 0; i < IDLE; i++)
-		fd[i] = tu_connect(s);
-	ok(tu_wait_active(s, IDLE, TU_IO_TIMEOUT), "%s close: %d idle clients in flight",
-	   m->name, IDLE);
-	tu_serve_stop(s, &t);
-	ms = tu_close_within_ms(s, 0.5);
-	ok(ms < 3000, "%s close: close_within(0.5) returned in %.0f ms (< 3000)", m->name, ms);
-	ok(ms >= 400, "%s close: the requests had their grace", m->name);
-	for (i = 0; i < IDLE; i++) {
-		ssize_t n = tu_read_to_eof(fd[i], &b, 1, TU_IO_TIMEOUT);
-
-		seen += tu_unanswered(n);
-		close(fd[i]);
-	}
-	is_int(seen, IDLE, "%s close: every idle client saw EOF or a reset", m->name);
-	if (m == &ss_prefork_coroutine_mixin)	/* reported in the workers */
-		tap_skip(1, "prefork+coroutine reports in its worker processes");
-	else
-		is_int(rec_calls(), IDLE, "%s close: each cut request reported once", m->name);
-	is_int(ss_server_active_count(s), 0, "%s close: active_count 0", m->name);
-	ss_server_free(s);
-	ok(tu_no_children(), "%s close: no child left", m->name);
-}
-
-/* ------------------------------------------------------------------ */
 /* Stack overflow                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -643,25 +565,17 @@ static void test_handle_request_shutdown(void)
 
 int main(void)
 {
-	static const ss_server_ops *const kinds[] = {
-		&ss_tcp_server_ops, &ss_udp_server_ops, &ss_unix_stream_server_ops,
-	};
-	size_t k, m;
+	size_t m;
 
 	tu_init();
 	test_overflow();
-	for (m = 0; m < NMODELS; m++)
-		for (k = 0; k < 3; k++)
-			test_matrix(kinds[k], models[m]);
 	test_many();
 	test_idle_buffers();
-	for (m = 0; m < 2; m++) {
+	for (m = 0; m < NMODELS; m++) {
 		test_sleeper(models[m]);
 		test_timeout(models[m]);
 		test_failure(models[m]);
 	}
-	for (m = 0; m < NMODELS; m++)
-		test_close_grace(models[m]);
 	hr = tu_shared_counters(HR_N);
 	for (m = 0; ss_mixin_at(m); m++)
 		test_handle_request(ss_mixin_at(m));

@@ -1,15 +1,15 @@
 /*
  * t_prefork.c - the prefork model.  serve_forever runs in a thread of
  * this process, so the workers are its children: the tests find them by
- * scanning /proc for processes whose parent is this one.  The echo matrix
- * over tcp, udp and unix_stream with 2 workers; a worker killed with
- * SIGKILL is respawned and the server keeps serving; max_requests 3
+ * scanning /proc for processes whose parent is this one.  (The echo, stop
+ * and leak checks, close with idle clients among them, are
+ * t_echo_matrix's, as for every registered model.)  The default worker
+ * count; a worker killed with SIGKILL is respawned and the server keeps serving; max_requests 3
  * recycles the worker (its pid, which the handler sends back, changes);
  * a crashing handler takes down only its worker; ss_server_shutdown from
  * a handler stops the whole server; a failing fork is reported and
- * retried; min_spare starts a worker when the idle one gets busy; close
- * with an idle client ends within the grace period and reaps every
- * worker; a child this program forked itself is never reaped by the
+ * retried; min_spare starts a worker when the idle one gets busy; a child
+ * this program forked itself is never reaped by the
  * server.
  */
 #include "tap.h"
@@ -126,26 +126,6 @@ static void stop(ss_server *s, pthread_t *t)
 	tu_serve_stop(s, t);
 	ss_server_close(s);
 	ss_server_free(s);
-}
-
-/* --- the echo matrix --- */
-
-static void test_echo(const ss_server_ops *kind)
-{
-	pthread_t t;
-	ss_server *s = server(0, kind, &tu_echo_handler, 2, &t);
-	int i, good = 0;
-	char msg[32];
-
-	ok(wait_children(2), "prefork %s: 2 workers started", kind->name);
-	for (i = 0; i < 40; i++) {
-		snprintf(msg, sizeof(msg), "%s %d", kind->name, i);
-		good += tu_echo_once(s, msg);
-	}
-	is_int(good, 40, "prefork %s: 40 sequential round trips", kind->name);
-	stop(s, &t);
-	ok(tu_no_children(), "prefork %s: every worker reaped", kind->name);
-	is_int(tu_errors_take(&reported, NULL, 0), 0, "prefork %s: no errors", kind->name);
 }
 
 /* The CPUs this process may run on, as the library counts them. */
@@ -352,32 +332,6 @@ static void test_spare(void)
 	ok(tu_no_children(), "min_spare: every worker reaped");
 }
 
-/* --- stopping --- */
-
-static void test_idle_close(void)
-{
-	pthread_t t;
-	ss_server *s = server(0, &ss_tcp_server_ops, &tu_echo_handler, 2, &t);
-	char buf[16];
-	ssize_t n;
-	double ms;
-	int fd;
-
-	ok(wait_children(2), "idle: 2 workers");
-	fd = tu_connect(s);
-	ok(tu_wait_active(s, 1, TU_IO_TIMEOUT), "idle: one request in flight");
-	tu_serve_stop(s, &t);
-	ms = tu_close_within_ms(s, 0.5);
-	tap_diag("prefork: close_within(0.5) with an idle client took %.1f ms", ms);
-	ok(ms < 3000, "idle: close_within(0.5) returned in %.0f ms", ms);
-	n = tu_read_to_eof(fd, buf, sizeof(buf), TU_IO_TIMEOUT);
-	ok(tu_unanswered(n), "idle: the client saw EOF or a reset (%zd)", n);
-	close(fd);
-	ok(tu_no_children(), "idle: every worker reaped");
-	is_int(ss_server_active_count(s), 0, "idle: active_count 0");
-	ss_server_free(s);
-}
-
 static void test_foreign_child(void)
 {
 	pthread_t t;
@@ -403,9 +357,6 @@ int main(void)
 	double t0 = tu_now();
 
 	tu_init();
-	test_echo(&ss_tcp_server_ops);
-	test_echo(&ss_udp_server_ops);
-	test_echo(&ss_unix_stream_server_ops);
 	test_default_workers();
 	test_default_workers_affinity();
 	test_kill();
@@ -415,7 +366,6 @@ int main(void)
 	test_handler_shutdown();
 	test_fork_failure();
 	test_spare();
-	test_idle_close();
 	test_foreign_child();
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);
 	return tap_done();

@@ -2,10 +2,11 @@
  * t_shutdown.c - stopping serve_forever: ss_server_shutdown acts at once
  * whatever the poll interval; a shutdown before serve_forever makes it
  * return at once and is consumed (the next call serves); shutdown works
- * from another thread, from a handler (sync, threading, and a forked
- * child), and from a signal handler; many servers shut down at once never
- * hang; closing a server that never served; ss_server_handle_request's
- * timeout (handle_timeout once) and its cancellation.
+ * from another thread, from a handler under every model of the registry
+ * (in the loop, a thread, a forked child, a worker, a coroutine), and from
+ * a signal handler; many servers shut down at once never hang; closing a
+ * server that never served; ss_server_handle_request's timeout
+ * (handle_timeout once) and its cancellation.
  */
 #include "tap.h"
 #include "testutil.h"
@@ -266,9 +267,8 @@ int main(void)
 	test_latency();
 	test_early_shutdown();
 	test_other_thread();
-	test_from_handler(&ss_sync_mixin);
-	test_from_handler(&ss_threading_mixin);
-	test_from_handler(&ss_forking_mixin);
+	for (size_t i = 0; ss_mixin_at(i); i++)
+		test_from_handler(ss_mixin_at(i));
 	test_signal();
 	test_many();
 	test_close_unserved();

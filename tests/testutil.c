@@ -269,6 +269,58 @@ static int autobind(int fd)
 	return 0;
 }
 
+/* Wait until fd is writable (or failed); 0, -ETIMEDOUT or -errno. */
+static int wait_writable(int fd, double deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int rc;
+
+	for (;;) {
+		double left = deadline - tu_now();
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		rc = poll(&p, 1, (int)(left * 1000) + 1);
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * connect(), surviving EINTR: a signal can interrupt a blocking connect
+ * even in a program that catches none (SIGCHLD, ignored by default, is
+ * queued while the thread that forks a server's child has every signal
+ * blocked, and then interrupts whichever thread takes it).  A TCP connect
+ * goes on in the background (connecting again says EALREADY until it is
+ * done, then EISCONN); a unix one is simply made again.  0 or -errno.
+ */
+static int connect_retry(int fd, const struct sockaddr *a, socklen_t len)
+{
+	double deadline = tu_now() + TU_IO_TIMEOUT;
+	socklen_t elen;
+	int err, rc;
+
+	while (connect(fd, a, len) < 0) {
+		if (errno == EISCONN)
+			return 0;
+		if (errno != EINTR && errno != EALREADY)
+			return -errno;
+		if (errno == EALREADY) {
+			rc = wait_writable(fd, deadline);
+			if (rc < 0)
+				return rc;
+			elen = sizeof err;
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+				return -errno;
+			if (err)
+				return -err;
+		}
+	}
+	return 0;
+}
+
 int tu_connect_try(const ss_server *s)
 {
 	const ss_addr *a = &s->address;
@@ -284,10 +336,9 @@ int tu_connect_try(const ss_server *s)
 		if (rc < 0)
 			goto out_close;
 	}
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
-		rc = -errno;
+	rc = connect_retry(fd, (const struct sockaddr *)&a->ss, a->len);
+	if (rc < 0)
 		goto out_close;
-	}
 	return fd;
 out_close:
 	close(fd);
