@@ -13,6 +13,7 @@
 #include <socketserver/selector.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,8 +210,11 @@ void ss__leave_serving(ss_server *s)
 {
 	struct ss__lock *l = ss__lock_of(s);
 
-	/* consume the shutdown request (flag and wakeup bytes) so the next
-	 * serve_forever serves again */
+	/* consume the shutdown requests made until now (flag and wakeup
+	 * bytes, waiting for the bytes of those still being sent) so the
+	 * next serve_forever serves again */
+	while (__atomic_load_n(&ss__srv(s)->stop_pokes, __ATOMIC_ACQUIRE) > 0)
+		sched_yield();
 	ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
 	__atomic_store_n(&ss__srv(s)->stop_requested, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&l->mu);
@@ -319,9 +323,16 @@ bool ss__cond_wait_cut(ss_server *s, pthread_cond_t *cv, pthread_mutex_t *mu)
 
 void ss__stop_loop(ss_server *s)
 {
+	struct ss__server *ls = ss__srv(s);
+
+	/* counted while the flag is set and the byte not yet sent, so a
+	 * loop that leaves on the flag alone waits for the byte before it
+	 * drains the channel (else the byte would stop the next loop) */
+	__atomic_add_fetch(&ls->stop_pokes, 1, __ATOMIC_ACQ_REL);
 	plan_started(plan_of(s), now_ns());
-	__atomic_store_n(&ss__srv(s)->stop_requested, 1, __ATOMIC_RELEASE);
-	ss__wakeup_poke(ss__srv(s)->wake_fd[1]);	/* async-signal-safe, no SIGPIPE */
+	__atomic_store_n(&ls->stop_requested, 1, __ATOMIC_RELEASE);
+	ss__wakeup_poke(ls->wake_fd[1]);	/* async-signal-safe, no SIGPIPE */
+	__atomic_sub_fetch(&ls->stop_pokes, 1, __ATOMIC_ACQ_REL);
 }
 
 void ss_server_shutdown(ss_server *s)

@@ -104,6 +104,8 @@ struct ss__server {
 	const ss_layer *layer;		/* set by ss_server_set_layer */
 	void *layer_data;
 	volatile sig_atomic_t stop_requested;	/* shutdown() called */
+	int stop_pokes;			/* atomic: stops between setting the
+					   flag and poking the channel */
 	int wake_fd[2];			/* wakeup channel: [0] watched, [1]
 					   poked */
 	int forward_fd;			/* a prefork worker: the parent's
@@ -174,6 +176,8 @@ struct ss__syscalls {
 	int (*pthread_create)(pthread_t *t, const pthread_attr_t *attr,
 			      void *(*fn)(void *), void *arg);
 	pid_t (*fork)(void);
+	/* the send of a wakeup poke (apart from send, which tests count) */
+	ssize_t (*poke)(int fd, const void *buf, size_t len, int flags);
 };
 
 extern struct ss__syscalls ss__sys;

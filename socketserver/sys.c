@@ -30,6 +30,7 @@
 	.close = close,							\
 	.pthread_create = pthread_create,				\
 	.fork = fork,							\
+	.poke = send,							\
 	.shutdown = shutdown,						\
 }
 
@@ -238,7 +239,7 @@ void ss__wakeup_poke(int fd)
 	ssize_t n;
 
 	do
-		n = send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = ss__sys.poke(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	errno = saved;
 }

@@ -10,6 +10,7 @@
  */
 #include "tap.h"
 #include "testutil.h"
+#include "ss_internal.h"	/* ss__sys.poke: a late wakeup byte */
 
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define JOIN_LIMIT 5.0		/* a stopped loop must end within this */
@@ -259,6 +261,41 @@ static void test_handle_request(void)
 	ss_server_free(s);
 }
 
+/* A poke that is slow to leave (the poking thread preempted between the
+ * flag and the byte), injected: 20 ms late. */
+static ssize_t late_poke(int fd, const void *buf, size_t len, int flags)
+{
+	struct timespec ts = { 0, 20 * 1000000L };
+
+	nanosleep(&ts, NULL);
+	return send(fd, buf, len, flags);
+}
+
+/* A shutdown made while the loop runs is used up by that loop, even when
+ * the loop saw the flag before the wakeup byte arrived: the next loop
+ * must not find the byte and stop at once.  Shutdown right after the loop
+ * starts (its byte late), then a zero-timeout handle_request, which times
+ * out unless a stale stop is left. */
+static void test_no_stale_stop(void)
+{
+	ss_server *s = tu_server(&ss_tcp_server_ops, NULL, &tu_echo_handler, NULL);
+	int stale = 0, rc = 0;
+	pthread_t t;
+
+	ss__sys.poke = late_poke;
+	for (int i = 0; i < 20; i++) {
+		tu_serve_start_interval(s, &t, 10);
+		ss_server_shutdown(s);
+		pthread_join(t, NULL);
+		if ((rc = ss_server_handle_request(s, 0)) != -ETIMEDOUT)
+			stale++;
+	}
+	ss__sys_reset();
+	is_int(stale, 0, "20 shutdowns with late wakeups, each used up by its own loop "
+	       "(last rc %d)", rc);
+	ss_server_free(s);
+}
+
 int main(void)
 {
 	double t0 = tu_now();
@@ -273,6 +310,7 @@ int main(void)
 	test_many();
 	test_close_unserved();
 	test_handle_request();
+	test_no_stale_stop();
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);
 	return tap_done();
 }
