@@ -90,26 +90,6 @@ static void check_needed(const char *exe, bool linked_static)
 		tap_diag("%s", out);
 }
 
-/* A connected TCP socket to address ("127.0.0.1:port"), or -1. */
-static int tcp_connect(const char *address)
-{
-	ss_error err;
-	ss_addr a;
-	int fd;
-
-	if (ss_addr_parse(&a, address, AF_UNSPEC, &err) < 0) {
-		tap_diag("%s", err.msg);
-		return -1;
-	}
-	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a.ss, a.len) == 0)
-		return fd;
-	tap_diag("connect %s: %s", address, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 /* Start exe on 127.0.0.1:0, echo a line through it, stop it with sig. */
 static void run(const char *exe, const char *how, int sig)
 {
@@ -125,7 +105,7 @@ static void run(const char *exe, const char *how, int sig)
 		sscanf(line, "listening on %127s", addr) == 1,
 		"%s: prints 'listening on ADDRESS' for 127.0.0.1:0", how))
 		tap_diag("got '%s'", line);
-	if (addr[0] && (fd = tcp_connect(addr)) >= 0) {
+	if (addr[0] && (fd = tu_tcp_connect(addr)) >= 0) {
 		if (tu_send_all(fd, msg, sizeof msg - 1) == 0 && shutdown(fd, SHUT_WR) == 0)
 			n = tu_read_to_eof(fd, reply, sizeof reply - 1, DEADLINE_MS / 1000.0);
 		close(fd);

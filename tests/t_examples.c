@@ -132,26 +132,6 @@ static int run_client(const char *kind, const char *address, const char *msg,
 	return code;
 }
 
-/* A connected TCP socket to address ("127.0.0.1:port"), or -1. */
-static int tcp_connect(const char *address)
-{
-	ss_error err;
-	ss_addr a;
-	int fd;
-
-	if (ss_addr_parse(&a, address, AF_UNSPEC, &err) < 0) {
-		tap_diag("%s", err.msg);
-		return -1;
-	}
-	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a.ss, a.len) == 0)
-		return fd;
-	tap_diag("connect %s: %s", address, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 /* ------------------------------------------------------------------ */
 /* The tests                                                           */
 /* ------------------------------------------------------------------ */
@@ -277,7 +257,7 @@ static bool has_stack_of(const struct server *s, unsigned long size)
 	unsigned long lo, hi, prev_hi = 0;
 	char path[64], line[512], perm[8], c;
 	bool found = false, prev_guard = false;
-	int fd = tcp_connect(s->addr);
+	int fd = tu_tcp_connect(s->addr);
 	FILE *f;
 
 	if (fd < 0 || send(fd, "x", 1, MSG_NOSIGNAL) != 1 || recv(fd, &c, 1, 0) != 1) {
@@ -415,7 +395,7 @@ static void test_big_stream(void)
 		tap_skip(2, "no server");
 		return;
 	}
-	fd = tcp_connect(s.addr);
+	fd = tu_tcp_connect(s.addr);
 	if (fd >= 0) {
 		got = pump(fd, len);
 		close(fd);
@@ -442,7 +422,7 @@ static void test_idle_client(const char *model)
 		return;
 	}
 	/* The echo of one byte proves a handler owns the connection. */
-	p.fd = tcp_connect(s.addr);
+	p.fd = tu_tcp_connect(s.addr);
 	ok(p.fd >= 0 && send(p.fd, "x", 1, MSG_NOSIGNAL) == 1 &&
 	   poll(&p, 1, DEADLINE_MS) == 1 && recv(p.fd, &c, 1, 0) == 1 && c == 'x',
 	   "idle client, -m %s: connected, one byte echoed", model);

@@ -243,37 +243,6 @@ static void test_idle_close(void)
 	ss_server_free(s);
 }
 
-/* A pool with one idle client whose handler blocks in read; closing it
- * with the option set must not wait for that client, and the worker ends
- * once its request does. */
-static void test_prompt_close(bool daemon, const char *what)
-{
-	ss_server *s = tu_server(&ss_tcp_server_ops, &ss_pool_mixin,
-				 &tu_echo_handler, NULL);
-	int base = tu_count_threads();
-	pthread_t t;
-	double t0, ms;
-	int fd;
-
-	if (daemon)
-		s->daemon_threads = true;
-	else
-		s->block_on_close = false;
-	tu_serve_start(s, &t);
-	fd = tu_connect(s);
-	tu_wait_active(s, 1, TU_IO_TIMEOUT);
-	t0 = tu_now();
-	tu_serve_stop(s, &t);
-	ss_server_close(s);
-	ms = (tu_now() - t0) * 1000;
-	ok(ms < 1000, "%s: close with an idle client returned in %.1f ms", what, ms);
-	close(fd);	/* the handler sees EOF and ends */
-	ok(tu_wait_active(s, 0, 5.0), "%s: the handler ended after its client left",
-	   what);
-	ok(tu_wait_threads_at_most(base, 5.0), "%s: its thread is gone", what);
-	ss_server_free(s);
-}
-
 /* --- errors --- */
 
 static int fail_on_bad(ss_request *r)
@@ -345,8 +314,8 @@ int main(void)
 	test_burst();
 	test_full_queue_stop();
 	test_idle_close();
-	test_prompt_close(true, "pool daemon_threads");
-	test_prompt_close(false, "pool block_on_close false");
+	tu_check_prompt_close(&ss_pool_mixin, true, "pool daemon_threads");
+	tu_check_prompt_close(&ss_pool_mixin, false, "pool block_on_close false");
 	test_handler_error();
 	test_start_failure();
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);

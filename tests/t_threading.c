@@ -83,36 +83,6 @@ static void test_many_threads(void)
 	ss_server_free(s);
 }
 
-/* A server with one idle client whose handler blocks in read; closing it
- * with the option set must not wait for that client. */
-static void test_prompt_close(bool daemon, const char *what)
-{
-	ss_server *s = tu_server(&ss_tcp_server_ops, &ss_threading_mixin,
-				 &tu_echo_handler, NULL);
-	int base = tu_count_threads();
-	pthread_t t;
-	double t0, ms;
-	int fd;
-
-	if (daemon)
-		s->daemon_threads = true;
-	else
-		s->block_on_close = false;
-	tu_serve_start(s, &t);
-	fd = tu_connect(s);
-	tu_wait_active(s, 1, TU_IO_TIMEOUT);
-	t0 = tu_now();
-	tu_serve_stop(s, &t);
-	ss_server_close(s);
-	ms = (tu_now() - t0) * 1000;
-	ok(ms < 1000, "%s: close with an idle client returned in %.1f ms", what, ms);
-	close(fd);	/* the handler sees EOF and ends */
-	ok(tu_wait_active(s, 0, 5.0), "%s: the handler ended after its client left",
-	   what);
-	ok(tu_wait_threads_at_most(base, 5.0), "%s: its thread is gone", what);
-	ss_server_free(s);
-}
-
 static int stack_probe(ss_request *r)
 {
 	pthread_attr_t a;
@@ -153,8 +123,8 @@ int main(void)
 
 	tu_init();
 	test_many_threads();
-	test_prompt_close(true, "daemon_threads");
-	test_prompt_close(false, "block_on_close false");
+	tu_check_prompt_close(&ss_threading_mixin, true, "daemon_threads");
+	tu_check_prompt_close(&ss_threading_mixin, false, "block_on_close false");
 	test_stack_size();
 	tap_diag("took %.0f ms", (tu_now() - t0) * 1000);
 	return tap_done();

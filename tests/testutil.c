@@ -919,3 +919,50 @@ int tu_count_lines(const char *s)
 			n++;
 	return n;
 }
+
+void tu_check_prompt_close(const ss_mixin *m, bool daemon, const char *what)
+{
+	ss_server *s = tu_server(&ss_tcp_server_ops, m,
+				 &tu_echo_handler, NULL);
+	int base = tu_count_threads();
+	pthread_t t;
+	double t0, ms;
+	int fd;
+
+	if (daemon)
+		s->daemon_threads = true;
+	else
+		s->block_on_close = false;
+	tu_serve_start(s, &t);
+	fd = tu_connect(s);
+	tu_wait_active(s, 1, TU_IO_TIMEOUT);
+	t0 = tu_now();
+	tu_serve_stop(s, &t);
+	ss_server_close(s);
+	ms = (tu_now() - t0) * 1000;
+	ok(ms < 1000, "%s: close with an idle client returned in %.1f ms", what, ms);
+	close(fd);	/* the handler sees EOF and ends */
+	ok(tu_wait_active(s, 0, 5.0), "%s: the handler ended after its client left",
+	   what);
+	ok(tu_wait_threads_at_most(base, 5.0), "%s: its thread is gone", what);
+	ss_server_free(s);
+}
+
+int tu_tcp_connect(const char *address)
+{
+	ss_error err;
+	ss_addr a;
+	int fd;
+
+	if (ss_addr_parse(&a, address, AF_UNSPEC, &err) < 0) {
+		tap_diag("%s", err.msg);
+		return -1;
+	}
+	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a.ss, a.len) == 0)
+		return fd;
+	tap_diag("connect %s: %s", address, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}

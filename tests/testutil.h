@@ -239,4 +239,16 @@ int tu_exit_status(pid_t pid);
 /* Lines in s (a last line without '\n' counts). */
 int tu_count_lines(const char *s);
 
+/* A connected TCP socket to address as text ("127.0.0.1:port": what an
+ * example printed), or -1 with the reason as a TAP diagnostic. */
+int tu_tcp_connect(const char *address);
+
+/* --- checks several test programs make --- */
+
+/* A TCP server of model m with one idle client whose handler blocks in
+ * read: with daemon_threads (daemon) or block_on_close = false, close
+ * returns at once, the handler ends once its client leaves and its thread
+ * is gone.  Three checks, named after what. */
+void tu_check_prompt_close(const ss_mixin *m, bool daemon, const char *what);
+
 #endif /* TESTUTIL_H */
