@@ -269,10 +269,11 @@ static int autobind(int fd)
 	return 0;
 }
 
-/* Wait until fd is writable (or failed); 0, -ETIMEDOUT or -errno. */
-static int wait_writable(int fd, double deadline)
+/* Wait until fd is ready for events (or failed) or the monotonic deadline
+ * passes; 0, -ETIMEDOUT or -errno. */
+static int wait_events(int fd, short events, double deadline)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	struct pollfd p = { .fd = fd, .events = events };
 	int rc;
 
 	for (;;) {
@@ -286,6 +287,12 @@ static int wait_writable(int fd, double deadline)
 		if (rc < 0 && errno != EINTR)
 			return -errno;
 	}
+}
+
+/* Wait until fd is writable (or failed); 0, -ETIMEDOUT or -errno. */
+static int wait_writable(int fd, double deadline)
+{
+	return wait_events(fd, POLLOUT, deadline);
 }
 
 /*
@@ -359,21 +366,7 @@ int tu_connect(const ss_server *s)
 
 int tu_wait_readable(int fd, double timeout)
 {
-	double deadline = tu_now() + timeout;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int rc;
-
-	for (;;) {
-		double left = deadline - tu_now();
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		rc = poll(&p, 1, (int)(left * 1000) + 1);
-		if (rc > 0)
-			return 0;
-		if (rc < 0 && errno != EINTR)
-			return -errno;
-	}
+	return wait_events(fd, POLLIN, tu_now() + timeout);
 }
 
 int tu_send_all(int fd, const void *buf, size_t n)
