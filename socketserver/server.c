@@ -209,11 +209,13 @@ int ss__enter_serving(ss_server *s, bool need_selector)
 void ss__leave_serving(ss_server *s)
 {
 	struct ss__lock *l = ss__lock_of(s);
+	double until = ss__now() + 0.1;	/* a poke takes microseconds */
 
 	/* consume the shutdown requests made until now (flag and wakeup
 	 * bytes, waiting for the bytes of those still being sent) so the
 	 * next serve_forever serves again */
-	while (__atomic_load_n(&ss__srv(s)->stop_pokes, __ATOMIC_ACQUIRE) > 0)
+	while (__atomic_load_n(&ss__srv(s)->stop_pokes, __ATOMIC_ACQUIRE) > 0 &&
+	       ss__now() < until)
 		sched_yield();
 	ss__wakeup_drain(ss__srv(s)->wake_fd[0]);
 	__atomic_store_n(&ss__srv(s)->stop_requested, 0, __ATOMIC_RELEASE);
@@ -909,6 +911,9 @@ int ss__worker_after_fork(ss_server *s, const int wake[2])
 
 	ss__srv(s)->is_child = true;
 	ss__srv(s)->unlink_on_close = false;
+	/* a thread of the parent may have been between flag and byte at
+	 * the fork: that stop is the parent's, and no thread here ends it */
+	ss__srv(s)->stop_pokes = 0;
 	if (wake) {
 		fds[0] = wake[0];
 		fds[1] = wake[1];
@@ -930,6 +935,7 @@ void ss__child_after_fork(ss_server *s)
 {
 	ss__srv(s)->is_child = true;
 	ss__srv(s)->unlink_on_close = false;
+	ss__srv(s)->stop_pokes = 0;	/* the parent's threads' pokes */
 	if (!ss__is_dgram(s)) {
 		ss__close(s->fd);	/* the child serves one connection */
 		s->fd = -1;
