@@ -696,15 +696,6 @@ out_free:
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
 
-void ss_tls_options_init(ss_tls_options *o)
-{
-	memset(o, 0, sizeof *o);
-	o->min_version = "1.2";
-	o->verify_client = SS_TLS_VERIFY_NONE;
-	o->session_tickets = true;
-	o->handshake_timeout = 5.0;
-}
-
 /* Pointers to every string option of o, into f (MAX_STRINGS).  Returns
  * how many. */
 static size_t string_fields(ss_tls_options *o, const char **f[])

@@ -13,16 +13,6 @@
 
 #define NOT_BUILT "TLS support is not built in (built with tls=no)"
 
-/* The defaults tls.h documents, as tls.c sets them. */
-void ss_tls_options_init(ss_tls_options *o)
-{
-	memset(o, 0, sizeof *o);
-	o->min_version = "1.2";
-	o->verify_client = SS_TLS_VERIFY_NONE;
-	o->session_tickets = true;
-	o->handshake_timeout = 5.0;
-}
-
 ss_tls_config *ss_tls_config_new(const ss_tls_options *o, ss_error *err)
 {
 	ss__error_set(err, -ENOTSUP, NOT_BUILT);
